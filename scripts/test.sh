@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The one command that runs berth's whole test suite on a fresh Debian
+# bookworm machine, as root: installs the Debian packages the tests use,
+# checks formatting and lints, builds, and runs every test. Fixtures (the
+# busybox image, registries, Debian bases) are made by the tests themselves
+# from these packages, cached under target/fixtures/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  libseccomp-dev pkg-config file tar   # build + fixture tooling
+  busybox-static                       # the busybox test image
+  skopeo umoci runc                    # interop and comparison
+  docker-registry apache2-utils openssl  # a real local registry, htpasswd, TLS
+  nftables iproute2 jq
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# docker-registry's package starts a service; the tests run their own.
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo build --all-targets --locked
+cargo test --locked -- --test-threads="${BERTH_TEST_THREADS:-4}"

@@ -1,0 +1,6 @@
+//! berth: a daemonless, Compose-like container orchestrator.
+//!
+//! See ARCHITECTURE.md for the bird's-eye view and the code map.
+
+pub mod cli;
+pub mod state;

@@ -1,0 +1,25 @@
+//! The CLI frame: global options, state root creation, output formats.
+
+mod common;
+
+use common::TestRoot;
+
+#[test]
+fn info_reports_the_state_root_it_was_given() {
+    let root = TestRoot::new();
+    let out = root.ok(&["info"]);
+    assert!(
+        out.contains(&format!("Root Dir: {}", root.path().display())),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&root.ok(&["--json", "info"])).unwrap();
+    assert_eq!(json["Root"], root.path().display().to_string());
+    assert!(matches!(json["CgroupVersion"].as_str(), Some("1" | "2")));
+}
+
+#[test]
+fn unknown_command_fails_with_usage() {
+    let root = TestRoot::new();
+    let err = root.fails(&["no-such-command"]);
+    assert!(err.contains("unrecognized subcommand"), "{err}");
+}
