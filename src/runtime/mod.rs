@@ -1,0 +1,9 @@
+//! Containers: the OCI spec with Docker's defaults, the overlay root
+//! filesystem, youki's `libcontainer` as the engine, and the per-container
+//! supervisor that owns a container's init process, its log and its restarts.
+//!
+//! See ARCHITECTURE.md ("runtime") for how the pieces fit.
+
+pub mod seccomp;
+pub mod spec;
+pub mod user;
