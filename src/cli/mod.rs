@@ -6,8 +6,13 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod container;
+pub mod container_image;
+pub mod exec;
 pub mod info;
 pub mod output;
+pub mod ps;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -47,6 +52,56 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Show where berth keeps its state and what the host supports
     Info,
+    /// Create and run a new container from an image
+    Run(container::RunArgs),
+    /// Create a new container
+    Create(container::CreateArgs),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(ps::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach to a running container's input and output
+    Attach(container::AttachArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(container::WaitArgs),
+    /// Return low-level information on containers
+    Inspect(ps::InspectArgs),
+    /// Display the running processes of a container
+    Top(ps::TopArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    #[command(name = "__supervise", hide = true)]
+    Supervise(container::SuperviseArgs),
+    #[command(name = "__init", hide = true)]
+    Init {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// `berth container ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers
+    Prune(container::PruneArgs),
+    /// List containers
+    #[command(alias = "list")]
+    Ls(ps::PsArgs),
+    /// Return low-level information on containers
+    Inspect(ps::InspectArgs),
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -94,7 +149,7 @@ impl Exit {
 fn init_logging(global: &GlobalOpts) {
     let level = match (&global.log_level, global.verbose) {
         (Some(level), _) => level.clone(),
-        (None, 0) => "warn".to_string(),
+        (None, 0) => "warn,libcontainer=error,libcgroups=error".to_string(),
         (None, 1) => "debug".to_string(),
         (None, _) => "trace".to_string(),
     };
@@ -133,5 +188,24 @@ pub fn report(err: &anyhow::Error) -> i32 {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info => info::run(ctx),
+        Command::Run(a) => container::run(ctx, a),
+        Command::Create(a) => container::create(ctx, a),
+        Command::Start(a) => container::start(ctx, a),
+        Command::Stop(a) => container::stop(ctx, a),
+        Command::Kill(a) => container::kill(ctx, a),
+        Command::Restart(a) => container::restart(ctx, a),
+        Command::Rm(a) => container::rm(ctx, a),
+        Command::Ps(a) => ps::ps(ctx, a),
+        Command::Logs(a) => ps::logs(ctx, a),
+        Command::Exec(a) => exec::exec(ctx, a),
+        Command::Attach(a) => container::attach(ctx, a),
+        Command::Wait(a) => container::wait(ctx, a),
+        Command::Inspect(a) => ps::inspect(ctx, a),
+        Command::Top(a) => ps::top(ctx, a),
+        Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
+        Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
+        Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
+        Command::Supervise(a) => container::supervise(ctx, a),
+        Command::Init { args } => container::init(args),
     }
 }

@@ -4,6 +4,16 @@
 //!
 //! See ARCHITECTURE.md ("runtime") for how the pieces fit.
 
+pub mod attach;
+pub mod container;
+pub mod engine;
+pub mod init;
+pub mod log;
+pub mod names;
+pub mod netns;
+pub mod rootfs;
+pub mod seal;
 pub mod seccomp;
 pub mod spec;
+pub mod supervisor;
 pub mod user;
