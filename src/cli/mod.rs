@@ -149,7 +149,7 @@ impl Exit {
 fn init_logging(global: &GlobalOpts) {
     let level = match (&global.log_level, global.verbose) {
         (Some(level), _) => level.clone(),
-        (None, 0) => "warn,libcontainer=error,libcgroups=error".to_string(),
+        (None, 0) => "warn,libcontainer=off,libcgroups=off".to_string(),
         (None, 1) => "debug".to_string(),
         (None, _) => "trace".to_string(),
     };

@@ -94,7 +94,7 @@ pub fn observe(st: &ContainerState) -> Observed {
 }
 
 fn ago(t: Option<DateTime<Utc>>) -> String {
-    t.map(human_age).unwrap_or_default().to_lowercase()
+    t.map(human_age).unwrap_or_default()
 }
 
 fn up_for(t: Option<DateTime<Utc>>) -> String {
