@@ -985,12 +985,6 @@ pub fn supervise(ctx: &Context, args: SuperviseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `berth __init -- CMD` (hidden): the container's init with `--init`.
-pub fn init(args: Vec<String>) -> anyhow::Result<()> {
-    let code = crate::runtime::init::run(&args);
-    Err(Exit::silent(code).into())
-}
-
 /// Exit code a foreground start failure maps to.
 pub fn start_failure_code(msg: &str) -> i32 {
     engine::start_failure_code(msg)

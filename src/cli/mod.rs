@@ -85,11 +85,6 @@ pub enum Command {
     Container(ContainerCommand),
     #[command(name = "__supervise", hide = true)]
     Supervise(container::SuperviseArgs),
-    #[command(name = "__init", hide = true)]
-    Init {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
 }
 
 /// `berth container ...`.
@@ -206,6 +201,5 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
         Command::Supervise(a) => container::supervise(ctx, a),
-        Command::Init { args } => container::init(args),
     }
 }

@@ -7,7 +7,6 @@
 pub mod attach;
 pub mod container;
 pub mod engine;
-pub mod init;
 pub mod log;
 pub mod names;
 pub mod netns;

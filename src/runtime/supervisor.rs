@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
@@ -165,20 +164,20 @@ pub fn prepare(
     let mut args = config.args.clone();
     let mut binds = config.binds.clone();
     if config.init {
-        // berth's own minimal init (`berth __init`), bind-mounted read-only.
-        let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
-        let init_copy = store.state_root().path().join("tmp").join("berth-init");
-        if !init_copy.exists() {
-            let staging = init_copy.with_extension(format!("{}", std::process::id()));
-            std::fs::copy(&exe, &staging).map_err(io("copying berth for --init"))?;
-            std::fs::rename(&staging, &init_copy).map_err(io("copying berth for --init"))?;
-        }
+        // Docker's --init: tini, static, bind-mounted read-only as PID 1.
+        let init = find_init().ok_or_else(|| SupervisorError::Io {
+            context: "--init".into(),
+            source: std::io::Error::other(format!(
+                "no static init binary found (looked for {}); install Debian's tini package",
+                INIT_CANDIDATES.join(", ")
+            )),
+        })?;
         binds.push(spec::BindMount {
-            source: init_copy,
-            destination: "/sbin/berth-init".into(),
+            source: init,
+            destination: "/sbin/docker-init".into(),
             readonly: true,
         });
-        let mut v = vec!["/sbin/berth-init".to_string(), "__init".into(), "--".into()];
+        let mut v = vec!["/sbin/docker-init".to_string(), "--".into()];
         v.append(&mut args);
         args = v;
     }
@@ -213,6 +212,20 @@ pub fn prepare(
     crate::state::write_json_atomic(&bundle.join("config.json"), &spec)
         .map_err(|e| io("writing bundle")(std::io::Error::other(e.to_string())))?;
     Ok(bundle)
+}
+
+/// Where `--init` looks for a static init (tini), in order.
+pub const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/libexec/docker/docker-init",
+    "/usr/bin/docker-init",
+];
+
+fn find_init() -> Option<PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// Unmounts the rootfs and frees the network namespace.
@@ -276,7 +289,8 @@ pub struct Supervisor {
     store: ContainerStore,
     config: ContainerConfig,
     paths: Paths,
-    sigfd: SignalFd,
+    /// Read end of the self-pipe the signal handler writes to.
+    wake: File,
     listener: UnixListener,
     clients: Vec<Client>,
     log: File,
@@ -302,19 +316,7 @@ pub fn run(
 ) -> Result<i32, SupervisorError> {
     let config = store.config(id)?;
     let paths = Paths::new(&store, id);
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGPIPE,
-    ] {
-        mask.add(s);
-    }
-    mask.thread_block().map_err(sys("blocking signals"))?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(sys("signalfd"))?;
+    let wake = install_signal_handlers()?;
     let _ = std::fs::remove_file(paths.attach_socket());
     let listener = bind_short(&paths.dir, "attach.sock")?;
     listener
@@ -338,7 +340,7 @@ pub fn run(
         store,
         config,
         paths,
-        sigfd,
+        wake,
         listener,
         clients,
         log,
@@ -351,6 +353,46 @@ pub fn run(
     let code = sup.lifecycle();
     let _ = std::fs::remove_file(sup.paths.attach_socket());
     code
+}
+
+/// Write end of the self-pipe, for the async-signal-safe handler.
+static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let fd = WAKE_FD.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; a full pipe just drops the byte.
+        unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+    }
+}
+
+/// Catches SIGCHLD (to wake the loop) and SIGTERM/SIGINT/SIGHUP/SIGPIPE (to
+/// survive them) with a handler rather than a blocked mask or SIG_IGN: both
+/// of those would be inherited by the container's process through fork and
+/// exec, while handlers reset to the default on exec.
+fn install_signal_handlers() -> Result<File, SupervisorError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(sys("pipe"))?;
+    WAKE_FD.store(
+        std::os::fd::IntoRawFd::into_raw_fd(w),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: the handler only calls write(2).
+        unsafe { sigaction(sig, &action) }.map_err(sys("installing signal handlers"))?;
+    }
+    Ok(File::from(r))
 }
 
 /// Binds a unix socket by a path relative to `dir` (socket paths are limited
@@ -562,7 +604,7 @@ impl Supervisor {
         let mut drain_deadline: Option<Instant> = None;
         loop {
             // Build the poll set.
-            let mut fds: Vec<RawFd> = vec![self.sigfd.as_raw_fd(), self.listener.as_raw_fd()];
+            let mut fds: Vec<RawFd> = vec![self.wake.as_raw_fd(), self.listener.as_raw_fd()];
             let out_fd = running.stdout.as_ref().map(|f| f.as_raw_fd());
             let err_fd = running.stderr.as_ref().map(|f| f.as_raw_fd());
             let pty_fd = running.pty.as_ref().map(|f| f.as_raw_fd());
@@ -598,7 +640,10 @@ impl Supervisor {
             };
             let ready = |i: usize| !revents[i].is_empty();
             if ready(0) {
-                while let Ok(Some(_)) = self.sigfd.read_signal() {}
+                let mut drain = [0u8; 64];
+                while matches!(self.wake.read(&mut drain), Ok(n) if n > 0) {}
+            }
+            {
                 loop {
                     match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                         Ok(WaitStatus::StillAlive) | Err(_) => break,

@@ -4,7 +4,8 @@
 //! The files are those of the container's root filesystem, never the host's
 //! (see passwd(5), group(5)). As Docker does: a numeric uid needs no passwd
 //! entry; a name must exist; the primary group comes from passwd unless given;
-//! supplementary groups are those whose member list names the user; `HOME`
+//! supplementary groups are the primary one plus those whose member list
+//! names the user; `HOME`
 //! comes from passwd (`/` when unknown).
 
 use std::path::Path;
@@ -109,10 +110,12 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, Us
         },
         None => entry.as_ref().map(|e| e.gid).unwrap_or(0),
     };
-    let mut additional_gids = Vec::new();
+    // The primary group first (as containerd does), then the groups that
+    // list the user as a member.
+    let mut additional_gids = vec![gid];
     if let (Some(e), None) = (&entry, group_part) {
         for g in group_entries(group) {
-            if g.members.contains(&e.name) && g.gid != gid && !additional_gids.contains(&g.gid) {
+            if g.members.contains(&e.name) && !additional_gids.contains(&g.gid) {
                 additional_gids.push(g.gid);
             }
         }
@@ -161,16 +164,16 @@ mod tests {
     #[test]
     fn table() {
         let cases: &[(&str, Result<ResolvedUser, UserError>)] = &[
-            ("", user(0, 0, &[], "/root")),
-            ("root", user(0, 0, &[], "/root")),
-            ("0", user(0, 0, &[], "/root")),
-            ("www-data", user(33, 33, &[], "/var/www")),
-            ("app", user(1000, 1000, &[29, 44], "/home/app")),
-            ("app:staff", user(1000, 50, &[], "/home/app")),
-            ("app:7", user(1000, 7, &[], "/home/app")),
-            ("1000", user(1000, 1000, &[29, 44], "/home/app")),
-            ("4242", user(4242, 0, &[], "/")),
-            ("4242:4242", user(4242, 4242, &[], "/")),
+            ("", user(0, 0, &[0], "/root")),
+            ("root", user(0, 0, &[0], "/root")),
+            ("0", user(0, 0, &[0], "/root")),
+            ("www-data", user(33, 33, &[33], "/var/www")),
+            ("app", user(1000, 1000, &[1000, 29, 44], "/home/app")),
+            ("app:staff", user(1000, 50, &[50], "/home/app")),
+            ("app:7", user(1000, 7, &[7], "/home/app")),
+            ("1000", user(1000, 1000, &[1000, 29, 44], "/home/app")),
+            ("4242", user(4242, 0, &[0], "/")),
+            ("4242:4242", user(4242, 4242, &[4242], "/")),
             ("nobody", Err(UserError::NoUser("nobody".into()))),
             ("app:nogroup", Err(UserError::NoGroup("nogroup".into()))),
             (":0", Err(UserError::Invalid(":0".into()))),
@@ -183,7 +186,7 @@ mod tests {
 
     #[test]
     fn empty_files() {
-        assert_eq!(resolve("0:0", "", ""), user(0, 0, &[], "/"));
+        assert_eq!(resolve("0:0", "", ""), user(0, 0, &[0], "/"));
         assert!(resolve("root", "", "").is_err());
     }
 }
