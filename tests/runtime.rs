@@ -227,7 +227,17 @@ fn logs_of_an_exited_container() {
     let out = e.run(&["logs", "c-l"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "one\nthree\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "two\n");
-    assert_eq!(e.ok(&["logs", "-n", "1", "c-l"]), "three\n");
+    // Order across stdout and stderr is not defined (two pipes), so -n on stdout only.
+    e.ok(&[
+        "run",
+        "--name",
+        "c-n",
+        "@bb",
+        "sh",
+        "-c",
+        "echo one; echo two; echo three",
+    ]);
+    assert_eq!(e.ok(&["logs", "-n", "2", "c-n"]), "two\nthree\n");
     let ts = e.ok(&["logs", "-t", "c-l"]);
     assert!(
         ts.lines().all(|l| l.contains('T') && l.contains("Z ")),
@@ -534,7 +544,7 @@ fn inspect_has_docker_shape() {
     let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", "c-i"])).unwrap();
     let c = &v[0];
     assert_eq!(c["Id"].as_str().unwrap().len(), 64);
-    assert_eq!(c["Name"], "/i");
+    assert_eq!(c["Name"], "/c-i");
     assert_eq!(c["State"]["Status"], "exited");
     assert_eq!(c["State"]["Running"], false);
     assert_eq!(c["State"]["ExitCode"], 0);
@@ -852,7 +862,7 @@ fn run_d_returns_and_container_keeps_running() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     eprintln!("supervisor VmRSS: {rss_kb} kB");
-    assert!(rss_kb < 16 * 1024, "supervisor RSS {rss_kb} kB");
+    assert!(rss_kb < 12 * 1024, "supervisor RSS {rss_kb} kB");
 }
 
 #[test]
