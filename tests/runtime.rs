@@ -1019,3 +1019,108 @@ fn restart_and_attach_and_prune() {
     assert_eq!(out, "late\n");
     assert_eq!(code, 9);
 }
+
+// ---------------------------------------------------------------- OCI runtime CLI
+
+#[test]
+fn oci_run_matches_runc_on_the_same_bundle() {
+    let e = Engine::new();
+    require("runc");
+    let bundle = e.root.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let st = std::process::Command::new("runc")
+        .arg("spec")
+        .current_dir(&bundle)
+        .status()
+        .unwrap();
+    assert!(st.success(), "runc spec failed");
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "echo out; echo err >&2; id; hostname; ls /; cat /proc/self/status | grep CapEff; exit 3"
+    ]);
+    spec["root"]["path"] = e.rootfs.display().to_string().into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+
+    let runc = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(e.root.path().join("runc-state"))
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg("cmp-runc")
+        .output()
+        .unwrap();
+    let berth = e.run(&[
+        "oci",
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "cmp-berth",
+    ]);
+    assert_eq!(berth.status.code(), runc.status.code());
+    assert_eq!(runc.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&berth.stdout),
+        String::from_utf8_lossy(&runc.stdout)
+    );
+    assert_eq!(String::from_utf8_lossy(&berth.stderr), "err\n");
+
+    // The lifecycle verbs and runc's state JSON.
+    spec["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let b = bundle.to_str().unwrap();
+    let pidfile = e.root.path().join("pid");
+    // As with runc, the container's init inherits create's stdio: don't pipe it.
+    let st = e
+        .root
+        .cmd()
+        .args([
+            "oci",
+            "create",
+            "--bundle",
+            b,
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            "life",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let guard = OciGuard(&e, "life");
+    assert!(st.success());
+    let state: serde_json::Value = serde_json::from_str(&e.ok(&["oci", "state", "life"])).unwrap();
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], "life");
+    assert_eq!(
+        state["pid"].as_i64().unwrap().to_string(),
+        std::fs::read_to_string(&pidfile).unwrap().trim()
+    );
+    e.ok(&["oci", "start", "life"]);
+    let state: serde_json::Value = serde_json::from_str(&e.ok(&["oci", "state", "life"])).unwrap();
+    assert_eq!(state["status"], "running");
+    assert_eq!(e.ok(&["oci", "exec", "life", "echo", "in"]), "in\n");
+    e.ok(&["oci", "kill", "life", "KILL"]);
+    e.eventually("stopped", || {
+        let s: serde_json::Value = serde_json::from_str(&e.ok(&["oci", "state", "life"])).unwrap();
+        s["status"] == "stopped"
+    });
+    e.ok(&["oci", "delete", "life"]);
+    let (code, _, _) = e.code(&["oci", "state", "life"]);
+    assert_ne!(code, 0);
+    drop(guard);
+}
+
+/// Force-deletes an OCI container when a test ends.
+struct OciGuard<'a>(&'a Engine, &'static str);
+
+impl Drop for OciGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["oci", "delete", "--force", self.1]);
+    }
+}

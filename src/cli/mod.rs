@@ -10,6 +10,7 @@ pub mod container;
 pub mod container_image;
 pub mod exec;
 pub mod info;
+pub mod oci;
 pub mod output;
 pub mod ps;
 pub mod stream;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// OCI runtime command line (runc-compatible) over berth's engine
+    #[command(subcommand)]
+    Oci(oci::OciCommand),
     #[command(name = "__supervise", hide = true)]
     Supervise(container::SuperviseArgs),
 }
@@ -200,6 +204,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
+        Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
     }
 }
