@@ -419,6 +419,25 @@ fn run_it_is_a_real_terminal() {
 }
 
 #[test]
+fn run_it_passes_the_window_size() {
+    let e = Engine::new();
+    require("script");
+    let cmdline = format!(
+        "stty rows 41 cols 103; {} run -it --rootfs {} sh -c 'stty size'",
+        common::berth_bin().display(),
+        e.rootfs.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("BERTH_ROOT", e.root.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("41 103"), "{text}");
+}
+
+#[test]
 fn run_it_ctrl_c_reaches_the_process() {
     let e = Engine::new();
     let (code, out) = under_pty(

@@ -199,6 +199,9 @@ pub struct SuperviseArgs {
     pub attach_fd: Option<i32>,
     #[arg(long = "ready-fd")]
     pub ready_fd: Option<i32>,
+    /// Initial terminal size ROWSxCOLS
+    #[arg(long = "tty-size")]
+    pub tty_size: Option<String>,
 }
 
 /// What a container needs from its image.
@@ -519,6 +522,9 @@ fn spawn_supervisor(
     }
     if theirs.is_some() {
         cmd.arg("--attach-fd").arg("3");
+        if let Some((rows, cols)) = stream::window_size() {
+            cmd.arg("--tty-size").arg(format!("{rows}x{cols}"));
+        }
     }
     let ready_raw = ready_w.as_raw_fd();
     let attach_raw = theirs.as_ref().map(|f| f.as_raw_fd());
@@ -980,7 +986,11 @@ pub fn supervise(ctx: &Context, args: SuperviseArgs) -> anyhow::Result<()> {
     // SAFETY: the spawning CLI placed these fds at these numbers for us.
     let attach = args.attach_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let ready = args.ready_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    let code = supervisor::run(store, &args.id, attach, ready)?;
+    let tty_size = args.tty_size.as_deref().and_then(|s| {
+        let (r, c) = s.split_once('x')?;
+        Some((r.parse().ok()?, c.parse().ok()?))
+    });
+    let code = supervisor::run(store, &args.id, attach, ready, tty_size)?;
     let _ = code;
     Ok(())
 }

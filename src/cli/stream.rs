@@ -49,7 +49,8 @@ impl Drop for RawMode {
     }
 }
 
-fn window_size() -> Option<(u16, u16)> {
+/// The terminal size of our stdin, if it is a terminal.
+pub fn window_size() -> Option<(u16, u16)> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize.
     let r = unsafe { libc::ioctl(std::io::stdin().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };

@@ -73,18 +73,6 @@ fn builder(id: &str, lc_root: &Path, stdio: Stdio) -> Result<ContainerBuilder, E
     Ok(b)
 }
 
-/// Creates and starts the container of `bundle`; returns its init pid.
-pub fn create_and_start(
-    id: &str,
-    lc_root: &Path,
-    bundle: &Path,
-    stdio: Stdio,
-) -> Result<i32, EngineError> {
-    let mut container = create(id, lc_root, bundle, stdio, None)?;
-    container.start()?;
-    Ok(container.pid().map(|p| p.as_raw()).unwrap_or(0))
-}
-
 /// Creates the container (init waiting for `start`).
 pub fn create(
     id: &str,

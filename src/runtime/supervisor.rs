@@ -295,6 +295,8 @@ pub struct Supervisor {
     clients: Vec<Client>,
     log: File,
     ready: Option<File>,
+    /// The attaching client's terminal size, applied before the start.
+    tty_size: Option<(u16, u16)>,
 }
 
 /// What a readiness pipe carries: `ok` or `err CODE MESSAGE`.
@@ -307,12 +309,14 @@ pub fn ready_message(result: &Result<(), (i32, String)>) -> String {
 
 /// Runs the supervisor for container `id` until the container is finally
 /// stopped. `attach_fd` is an already-connected client; `ready_fd` receives
-/// one line once the first start succeeded or failed.
+/// one line once the first start succeeded or failed; `tty_size` (rows,
+/// cols) is the client's terminal size for a tty container.
 pub fn run(
     store: ContainerStore,
     id: &str,
     attach_fd: Option<OwnedFd>,
     ready_fd: Option<OwnedFd>,
+    tty_size: Option<(u16, u16)>,
 ) -> Result<i32, SupervisorError> {
     let config = store.config(id)?;
     let paths = Paths::new(&store, id);
@@ -345,6 +349,7 @@ pub fn run(
         clients,
         log,
         ready: ready_fd.map(File::from),
+        tty_size,
     };
     sup.store.update_state(id, |s| {
         s.supervisor_pid = std::process::id() as i32;
@@ -597,16 +602,22 @@ impl Supervisor {
             }
             None
         };
-        let pid = engine::create_and_start(self.id(), &lc, &bundle, stdio)?;
-        running.pid = pid;
+        let mut container = engine::create(self.id(), &lc, &bundle, stdio, None)?;
         if let Some(l) = console {
             let (stream, _) = l.accept().map_err(io("accepting console socket"))?;
             let master = recv_fd(&stream)?;
             let _ = std::fs::remove_file(self.paths.console_socket());
             let master = File::from(master);
+            // The size is set before the process starts, so its first look
+            // at the terminal sees the client's.
+            let (rows, cols) = self.tty_size.unwrap_or((24, 80));
+            set_window_size(&master, rows, cols);
             running.stdin = Some(master.try_clone().map_err(io("dup pty"))?);
             running.pty = Some(master);
         }
+        container.start().map_err(engine::EngineError::from)?;
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        running.pid = pid;
         for f in [&running.stdout, &running.stderr, &running.pty]
             .into_iter()
             .flatten()
@@ -867,14 +878,11 @@ impl Supervisor {
                     }
                     Ok(Some((attach::RESIZE, p))) if p.len() == 4 => {
                         if let Some(pty) = &running.pty {
-                            let ws = libc::winsize {
-                                ws_row: u16::from_be_bytes([p[0], p[1]]),
-                                ws_col: u16::from_be_bytes([p[2], p[3]]),
-                                ws_xpixel: 0,
-                                ws_ypixel: 0,
-                            };
-                            // SAFETY: TIOCSWINSZ on a pty master we own.
-                            unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                            set_window_size(
+                                pty,
+                                u16::from_be_bytes([p[0], p[1]]),
+                                u16::from_be_bytes([p[2], p[3]]),
+                            );
                         }
                     }
                     Ok(Some(_)) => {}
@@ -1037,6 +1045,19 @@ fn stream_name(kind: u8) -> &'static str {
     } else {
         "stdout"
     }
+}
+
+/// TIOCSWINSZ on a pty master (the kernel sends SIGWINCH to the foreground
+/// process group of the terminal).
+fn set_window_size(pty: &File, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ on a pty master we own, with a valid winsize.
+    unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
 }
 
 fn set_nonblocking(fd: RawFd) {
