@@ -1143,3 +1143,30 @@ impl Drop for OciGuard<'_> {
         let _ = self.0.run(&["oci", "delete", "--force", self.1]);
     }
 }
+
+#[test]
+fn overlay_whiteouts_become_oci_whiteouts_in_a_layer() {
+    let _e = Engine::new(); // asserts root: mknod of a whiteout and trusted.* xattrs need it
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("var/cache")).unwrap();
+    nix::sys::stat::mknod(
+        &d.path().join("var/gone"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    xattr::set(d.path().join("var/cache"), "trusted.overlay.opaque", b"y").unwrap();
+    let mut out = Vec::new();
+    berth::runtime::diff::write_layer(d.path(), &mut out).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&out[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["var", "var/.wh.gone", "var/cache", "var/cache/.wh..wh..opq"]
+    );
+}

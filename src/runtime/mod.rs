@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod container;
+pub mod diff;
 pub mod engine;
 pub mod log;
 pub mod names;
