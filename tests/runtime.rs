@@ -1170,3 +1170,68 @@ fn overlay_whiteouts_become_oci_whiteouts_in_a_layer() {
         ["var", "var/.wh.gone", "var/cache", "var/cache/.wh..wh..opq"]
     );
 }
+
+#[test]
+fn hostile_flags_fail_cleanly_with_125() {
+    let e = Engine::new();
+    for (args, needle) in [
+        (
+            vec!["run", "--restart", "sometimes", "@bb", "true"],
+            "invalid restart policy",
+        ),
+        (
+            vec!["run", "--memory", "lots", "@bb", "true"],
+            "invalid memory size",
+        ),
+        (
+            vec!["run", "--memory", "1k", "@bb", "true"],
+            "minimum memory limit",
+        ),
+        (vec!["run", "--cpus", "-1", "@bb", "true"], "--cpus"),
+        (
+            vec!["run", "--volume", "named:/data", "@bb", "true"],
+            "named volumes",
+        ),
+        (
+            vec!["run", "--name", "../../etc", "@bb", "true"],
+            "invalid container name",
+        ),
+        (
+            vec!["run", "--network", "bridge0", "@bb", "true"],
+            "network bridge0 not found",
+        ),
+        (
+            vec!["run", "--rm", "--restart", "always", "@bb", "true"],
+            "conflicting options",
+        ),
+        (
+            vec!["run", "--rootfs", "/definitely/missing", "true"],
+            "rootfs directory",
+        ),
+        (
+            vec![
+                "run",
+                "--health-cmd",
+                "true",
+                "--health-interval",
+                "soon",
+                "@bb",
+                "true",
+            ],
+            "invalid duration",
+        ),
+    ] {
+        let (code, _, err) = e.code(&args);
+        assert_eq!(code, 125, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{args:?}: one-line error expected: {err}"
+        );
+    }
+    assert_eq!(e.ok(&["ps", "-aq"]), "", "no container is left behind");
+    let (code, _, err) = e.code(&["logs", "nope"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("No such container"), "{err}");
+}

@@ -57,7 +57,7 @@ pub struct CreateArgs {
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
     /// Number of CPUs
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// Tune container pids limit (-1 for unlimited)
     #[arg(long = "pids-limit")]
