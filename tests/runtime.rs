@@ -1235,3 +1235,36 @@ fn hostile_flags_fail_cleanly_with_125() {
     assert_ne!(code, 0);
     assert!(err.contains("No such container"), "{err}");
 }
+
+#[test]
+fn foreground_run_passes_signals_to_the_container() {
+    let e = Engine::new();
+    let child = e
+        .root
+        .cmd()
+        .args(e.args(&[
+            "run",
+            "--name",
+            "c-sig",
+            "@bb",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+        ]))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    e.eventually("running", || {
+        let (_, out, _) = e.code(&["inspect", "-f", "{{.State.Status}}", "c-sig"]);
+        out.trim() == "running"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
+}

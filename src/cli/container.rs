@@ -611,8 +611,24 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let stream = spawned.attach.expect("attach socket requested");
+    if !args.create.tty {
+        proxy_signals_to(&store, &config.id);
+    }
     let ended = stream::session(stream, args.create.interactive, args.create.tty)?;
     finish_session(ended, &config.name)
+}
+
+/// Passes our signals to the container's current init process.
+fn proxy_signals_to(store: &ContainerStore, id: &str) {
+    let store = store.clone();
+    let id = id.to_string();
+    stream::proxy_signals(move |sig| {
+        if let Ok(st) = store.state(&id) {
+            if st.pid > 0 {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(st.pid), sig);
+            }
+        }
+    });
 }
 
 /// `berth start`.
@@ -643,6 +659,9 @@ pub fn start(ctx: &Context, args: StartArgs) -> anyhow::Result<()> {
             wait_ready(spawned.ready, &config.name)?;
             if args.attach {
                 let stream = spawned.attach.expect("attach socket requested");
+                if !config.tty {
+                    proxy_signals_to(&store, &id);
+                }
                 let ended = stream::session(stream, args.interactive, config.tty)?;
                 return finish_session(ended, &config.name);
             }

@@ -57,6 +57,32 @@ pub fn window_size() -> Option<(u16, u16)> {
     (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
+/// Docker's sig-proxy: signals this command receives (SIGINT, SIGTERM, …)
+/// are passed to the container's process by `forward` instead of ending us.
+/// Blocks them in the calling thread, so call before spawning other threads.
+pub fn proxy_signals(forward: impl Fn(nix::sys::signal::Signal) + Send + 'static) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || loop {
+        if let Ok(sig) = set.wait() {
+            forward(sig);
+        }
+    });
+}
+
 /// Runs a session over `stream` until the container exits or we detach.
 pub fn session(stream: UnixStream, forward_stdin: bool, tty: bool) -> std::io::Result<Ended> {
     let _raw = if tty && forward_stdin {
