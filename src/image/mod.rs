@@ -7,7 +7,10 @@
 //! * [`store`] — the content-addressed store under `ROOT/images`;
 //! * [`layer`] — confined layer unpacking with whiteout conversion.
 
+pub mod archive;
+pub mod changes;
 pub mod digest;
+pub mod import;
 pub mod layer;
 pub mod layout;
 pub mod reference;

@@ -237,38 +237,57 @@ impl ImageStore {
         mut reader: impl Read,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), StoreError> {
+        let mut w = self.blob_writer()?;
+        std::io::copy(&mut reader, &mut w).map_err(io(&self.root.tmp_dir()))?;
+        w.commit(expected)
+    }
+
+    /// A writer for a new blob: bytes go to a temp file in `ROOT/tmp` and are
+    /// hashed; [`BlobWriter::commit`] verifies and renames it into place,
+    /// dropping it discards it.
+    pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         let tmp_dir = self.root.tmp_dir();
         let tmp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&tmp_dir)
             .map_err(io(&tmp_dir))?;
-        let mut w = DigestWriter::new(std::io::BufWriter::with_capacity(256 * 1024, tmp));
-        std::io::copy(&mut reader, &mut w).map_err(io(&tmp_dir))?;
-        let (digest, size, buf) = w.finish();
-        let tmp = buf.into_inner().map_err(|e| StoreError::Io {
-            path: tmp_dir.clone(),
-            source: e.into_error(),
+        Ok(BlobWriter {
+            inner: DigestWriter::new(std::io::BufWriter::with_capacity(256 * 1024, tmp)),
+            store: self.clone(),
+        })
+    }
+
+    /// Moves a staged file under `ROOT/tmp`, already hashed as `digest`, into
+    /// `blobs/` (a no-op if the blob is there).
+    pub fn adopt_file(&self, file: &Path, digest: &Digest) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        File::open(file)
+            .and_then(|f| f.sync_all())
+            .map_err(io(file))?;
+        let parent = dest.parent().expect("blob dir");
+        std::fs::rename(file, &dest).map_err(io(&dest))?;
+        state::atomic::sync_dir(parent).map_err(io(parent))?;
+        Ok(())
+    }
+
+    /// Moves an already hashed temp file (in `ROOT/tmp`) into `blobs/`.
+    fn adopt(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        tmp.as_file().sync_all().map_err(io(&dest))?;
+        let parent = dest.parent().expect("blob dir");
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            path: dest.clone(),
+            source: e.error,
         })?;
-        if let Some(expected) = expected {
-            if expected != &digest {
-                return Err(StoreError::DigestMismatch {
-                    expected: expected.clone(),
-                    actual: digest,
-                });
-            }
-        }
-        let dest = self.blob_path(&digest);
-        if !dest.exists() {
-            tmp.as_file().sync_all().map_err(io(&tmp_dir))?;
-            let parent = dest.parent().expect("blob dir");
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-            tmp.persist(&dest).map_err(|e| StoreError::Io {
-                path: dest.clone(),
-                source: e.error,
-            })?;
-            state::atomic::sync_dir(parent).map_err(io(parent))?;
-        }
-        Ok((digest, size))
+        state::atomic::sync_dir(parent).map_err(io(parent))?;
+        Ok(())
     }
 
     /// Stores bytes as a blob.
@@ -822,6 +841,43 @@ impl ImageStore {
     ) -> Result<T, StoreError> {
         let _lock = self.root.lock()?;
         f(&Locked { store: self })
+    }
+}
+
+/// A blob being written: see [`ImageStore::blob_writer`].
+pub struct BlobWriter {
+    inner: DigestWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
+    store: ImageStore,
+}
+
+impl BlobWriter {
+    /// Verifies the digest (when `expected` is given) and moves the blob
+    /// into the store. On error nothing is left behind.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
+        let (digest, size, buf) = self.inner.finish();
+        let tmp = buf.into_inner().map_err(|e| StoreError::Io {
+            path: self.store.root.tmp_dir(),
+            source: e.into_error(),
+        })?;
+        if let Some(expected) = expected {
+            if expected != &digest {
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        self.store.adopt(tmp, &digest)?;
+        Ok((digest, size))
+    }
+}
+
+impl std::io::Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
