@@ -1,0 +1,14 @@
+//! Projects: `berth.toml`, the resolved model, and the planner.
+//!
+//! The pipeline, all pure but for reading the files it is given:
+//! [`source`] parses TOML keeping spans and merges `-f` files,
+//! [`interpolate`] expands `${VAR}` with `.env` and the environment,
+//! [`de`] feeds the spanned tree to the serde types of [`manifest`],
+//! [`load`] ties these together with discovery and project naming,
+//! [`model`] resolves the manifest into per-replica container specs with
+//! config hashes, and [`planner`] compares that with the actual state.
+
+pub mod de;
+pub mod interpolate;
+pub mod manifest;
+pub mod source;
