@@ -12,3 +12,15 @@ pub mod de;
 pub mod interpolate;
 pub mod manifest;
 pub mod source;
+pub mod error;
+pub mod load;
+
+pub use error::{Diagnostic, LoadError};
+pub use load::{load, LoadOptions, Loaded};
+pub mod model;
+
+pub use model::{resolve, ContainerSpec, ImageDigests, Project};
+pub mod canonical;
+
+#[cfg(test)]
+mod tests;
