@@ -45,10 +45,14 @@ impl std::error::Error for DeError {}
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter(|c| {
+            strsim::jaro_winkler(word, c) > 0.8 || strsim::damerau_levenshtein(word, c) <= 2.min(c.len() / 2)
+        })
+        .min_by(|a, b| {
+            let key = |c: &str| (strsim::damerau_levenshtein(word, c), -strsim::jaro_winkler(word, c));
+            key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .copied()
 }
 
 fn one_of(expected: &[&str]) -> String {

@@ -24,3 +24,6 @@ pub mod canonical;
 
 #[cfg(test)]
 mod tests;
+pub mod planner;
+
+pub use planner::{plan, plan_down, render, ActualState, Plan, PlanOptions};

@@ -167,3 +167,132 @@ fn project_manifest(dir: &Path) -> super::manifest::Manifest {
     .unwrap();
     super::canonical::canonical_manifest(&loaded, &case.profiles).unwrap()
 }
+
+/// A planner case: `berth.toml` (desired), optionally `before.toml` (the
+/// manifest the existing containers were made from: all running, with its
+/// networks and volumes existing), and `plan.toml` with tweaks and options.
+/// The rendered plan must equal `expected.txt`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanCase {
+    /// Short names (`web-1`) of existing containers that are stopped.
+    #[serde(default)]
+    stopped: Vec<String>,
+    /// Short names of containers of `before` that do not exist.
+    #[serde(default)]
+    missing: Vec<String>,
+    /// Short names of containers without a recorded spec.
+    #[serde(default)]
+    no_spec: Vec<String>,
+    /// Networks that exist (default: those of `before`).
+    networks: Option<Vec<String>>,
+    /// Volumes that exist (default: those of `before`).
+    volumes: Option<Vec<String>>,
+    #[serde(default)]
+    before_digests: BTreeMap<String, String>,
+    #[serde(default)]
+    digests: BTreeMap<String, String>,
+    #[serde(default)]
+    options: super::PlanOptions,
+    /// Plan `down` (with these options) instead of `up`.
+    down: Option<super::planner::DownOptions>,
+}
+
+fn plan_case(dir: &Path) -> Result<String, String> {
+    use super::planner::{ActualContainer, ActualResource, ActualState, ContainerStatus};
+    let case: PlanCase = match std::fs::read_to_string(dir.join("plan.toml")) {
+        Ok(text) => toml::from_str(&text).map_err(|e| e.to_string())?,
+        Err(_) => PlanCase::default(),
+    };
+    let load_file = |file: &str, digests: &BTreeMap<String, String>| {
+        let loaded = load(&LoadOptions {
+            files: vec![PathBuf::from(file)],
+            cwd: dir.to_path_buf(),
+            project_name: None,
+            env: BTreeMap::from([("HOME".to_string(), "/home/user".to_string())]),
+        })
+        .map_err(|e| e.to_string())?;
+        resolve(&loaded, &[], digests).map_err(|e| e.to_string())
+    };
+    let desired = load_file("berth.toml", &case.digests)?;
+    let mut actual = ActualState::default();
+    if dir.join("before.toml").exists() {
+        let before = load_file("before.toml", &case.before_digests)?;
+        for svc in before.services.values() {
+            for c in &svc.containers {
+                let short = format!("{}-{}", svc.name, c.replica);
+                if case.missing.contains(&short) {
+                    continue;
+                }
+                actual.containers.push(ActualContainer {
+                    id: format!("id-{short}"),
+                    name: c.name.clone(),
+                    labels: c.labels.clone(),
+                    spec: (!case.no_spec.contains(&short)).then(|| svc.spec.clone()),
+                    status: if case.stopped.contains(&short) {
+                        ContainerStatus::Exited(Some(0))
+                    } else {
+                        ContainerStatus::Running
+                    },
+                });
+            }
+        }
+        actual.networks = before
+            .networks
+            .values()
+            .map(|n| ActualResource {
+                name: n.name.clone(),
+                labels: n.labels.clone(),
+            })
+            .collect();
+        actual.volumes = before
+            .volumes
+            .values()
+            .map(|v| ActualResource {
+                name: v.name.clone(),
+                labels: v.labels.clone(),
+            })
+            .collect();
+    }
+    let named = |names: &Vec<String>| {
+        names
+            .iter()
+            .map(|n| ActualResource {
+                name: n.clone(),
+                labels: BTreeMap::new(),
+            })
+            .collect()
+    };
+    if let Some(n) = &case.networks {
+        actual.networks = named(n);
+    }
+    if let Some(v) = &case.volumes {
+        actual.volumes = named(v);
+    }
+    let plan = match case.down {
+        Some(opts) => super::plan_down(&desired, &actual, opts),
+        None => super::plan(&desired, &actual, &case.options).map_err(|e| e.to_string())?,
+    };
+    let mut text = super::render(&plan);
+    let stages: Vec<String> = plan.stages.iter().map(|s| s.join(" ")).collect();
+    text.push_str(&format!("stages: {}\n", stages.join(" | ")));
+    Ok(text)
+}
+
+#[test]
+fn plans_match_expected_text() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plans");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 10, "too few planner cases");
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let text = plan_case(&dir).unwrap_or_else(|e| format!("error: {e}\n"));
+        check(&dir, "expected.txt", text, &mut failures);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
