@@ -8,6 +8,7 @@
 
 pub mod info;
 pub mod output;
+pub mod project;
 
 use std::path::PathBuf;
 
@@ -47,6 +48,11 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Show where berth keeps its state and what the host supports
     Info,
+    /// Print the project's resolved manifest (after interpolation, merging and defaults)
+    Config(project::ConfigArgs),
+    /// Print the JSON Schema of berth.toml
+    #[command(name = "__schema", hide = true)]
+    Schema,
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -133,5 +139,7 @@ pub fn report(err: &anyhow::Error) -> i32 {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info => info::run(ctx),
+        Command::Config(args) => project::config(ctx, args),
+        Command::Schema => project::schema(),
     }
 }

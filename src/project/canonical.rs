@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use super::error::LoadError;
 use super::load::Loaded;
 use super::manifest::{
-    Build, BuildTable, Healthcheck, HealthTest, KeyValues, Manifest, MountEntry, MountType,
+    Build, BuildTable, HealthTest, Healthcheck, KeyValues, Manifest, MountEntry, MountType,
     ServiceNetwork, ServiceNetworks, SignalName, StringList,
 };
 use super::model::{self, ImageDigests, Project};
@@ -50,7 +50,12 @@ pub fn canonical_manifest(loaded: &Loaded, profiles: &[String]) -> Result<Manife
             Build(BuildTable {
                 context: b.context.display().to_string(),
                 dockerfile: Some(b.dockerfile.clone()),
-                args: KeyValues(b.args.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect()),
+                args: KeyValues(
+                    b.args
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect(),
+                ),
                 target: b.target.clone(),
             })
         });
@@ -70,10 +75,15 @@ pub fn canonical_manifest(loaded: &Loaded, profiles: &[String]) -> Result<Manife
             }
         }
         let nets = svc.networks.take().unwrap_or_else(|| {
-            ServiceNetworks(BTreeMap::from([("default".to_string(), ServiceNetwork::default())]))
+            ServiceNetworks(BTreeMap::from([(
+                "default".to_string(),
+                ServiceNetwork::default(),
+            )]))
         });
         svc.networks = Some(nets);
-        svc.depends_on.0.retain(|d, _| resolved.depends_on.contains_key(d));
+        svc.depends_on
+            .0
+            .retain(|d, _| resolved.depends_on.contains_key(d));
         svc.healthcheck = spec.healthcheck.as_ref().map(|h| Healthcheck {
             test: match &h.test {
                 Some(t) if t.as_slice() == ["NONE"] => None,

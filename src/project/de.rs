@@ -46,11 +46,19 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .filter(|c| {
-            strsim::jaro_winkler(word, c) > 0.8 || strsim::damerau_levenshtein(word, c) <= 2.min(c.len() / 2)
+            strsim::jaro_winkler(word, c) > 0.8
+                || strsim::damerau_levenshtein(word, c) <= 2.min(c.len() / 2)
         })
         .min_by(|a, b| {
-            let key = |c: &str| (strsim::damerau_levenshtein(word, c), -strsim::jaro_winkler(word, c));
-            key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal)
+            let key = |c: &str| {
+                (
+                    strsim::damerau_levenshtein(word, c),
+                    -strsim::jaro_winkler(word, c),
+                )
+            };
+            key(a)
+                .partial_cmp(&key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
         })
         .copied()
 }

@@ -195,18 +195,14 @@ pub fn interpolate_tree(
     errors: &mut Vec<PlacedError>,
 ) {
     match &mut node.value {
-        Value::String(s) => {
-            if s.contains('$') {
-                match interpolate(s, lookup) {
-                    Ok(v) => *s = v,
-                    Err(error) => errors.push(PlacedError {
-                        span: node.span,
-                        path: path.clone(),
-                        error,
-                    }),
-                }
-            }
-        }
+        Value::String(s) if s.contains('$') => match interpolate(s, lookup) {
+            Ok(v) => *s = v,
+            Err(error) => errors.push(PlacedError {
+                span: node.span,
+                path: path.clone(),
+                error,
+            }),
+        },
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 interpolate_tree(item, &path.index(i), lookup, errors);
@@ -425,7 +421,11 @@ mod tests {
             ("${UNSET:-$$}", "$"),
         ];
         for (template, want) in cases {
-            assert_eq!(interpolate(template, &env).as_deref(), Ok(*want), "{template}");
+            assert_eq!(
+                interpolate(template, &env).as_deref(),
+                Ok(*want),
+                "{template}"
+            );
         }
     }
 
@@ -442,9 +442,14 @@ mod tests {
             "required variable EMPTY is missing a value"
         );
         assert!(interpolate("${UNSET?x}", &env).is_err());
-        for bad in ["${SET", "$ x", "${}", "${1A}", "${SET:x}", "cost: 5$", "${SET!}"] {
+        for bad in [
+            "${SET", "$ x", "${}", "${1A}", "${SET:x}", "cost: 5$", "${SET!}",
+        ] {
             assert!(
-                matches!(interpolate(bad, &env), Err(InterpolateError::Invalid { .. })),
+                matches!(
+                    interpolate(bad, &env),
+                    Err(InterpolateError::Invalid { .. })
+                ),
                 "{bad}"
             );
         }

@@ -39,7 +39,10 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     /// Options from the real process: its cwd and environment.
-    pub fn from_process(files: Vec<PathBuf>, project_name: Option<String>) -> std::io::Result<Self> {
+    pub fn from_process(
+        files: Vec<PathBuf>,
+        project_name: Option<String>,
+    ) -> std::io::Result<Self> {
         Ok(LoadOptions {
             files,
             cwd: std::env::current_dir()?,
@@ -189,17 +192,22 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::Invalid(diagnostics));
     }
     let mut tree = tree.expect("at least one manifest file");
-    load_tree(&mut tree, &sources, &variables, opts.project_name.as_deref(), &project_dir).map(
-        |(manifest, project_name)| Loaded {
-            manifest,
-            project_name,
-            project_dir,
-            files,
-            variables,
-            tree,
-            sources,
-        },
+    load_tree(
+        &mut tree,
+        &sources,
+        &variables,
+        opts.project_name.as_deref(),
+        &project_dir,
     )
+    .map(|(manifest, project_name)| Loaded {
+        manifest,
+        project_name,
+        project_dir,
+        files,
+        variables,
+        tree,
+        sources,
+    })
 }
 
 /// Interpolates, deserialises and validates a parsed tree; returns the
@@ -212,7 +220,12 @@ pub fn load_tree(
     project_dir: &Path,
 ) -> Result<(Manifest, String), LoadError> {
     let mut errors = Vec::new();
-    interpolate_tree(tree, &KeyPath::root(), &|k| variables.get(k).cloned(), &mut errors);
+    interpolate_tree(
+        tree,
+        &KeyPath::root(),
+        &|k| variables.get(k).cloned(),
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(LoadError::Invalid(
             errors
@@ -230,10 +243,12 @@ pub fn load_tree(
     if !diagnostics.is_empty() {
         return Err(LoadError::Invalid(diagnostics));
     }
-    let name = match explicit_name
-        .map(str::to_string)
-        .or_else(|| variables.get("BERTH_PROJECT_NAME").cloned().filter(|n| !n.is_empty()))
-    {
+    let name = match explicit_name.map(str::to_string).or_else(|| {
+        variables
+            .get("BERTH_PROJECT_NAME")
+            .cloned()
+            .filter(|n| !n.is_empty())
+    }) {
         Some(n) if is_valid_project_name(&n) => n,
         Some(n) => return Err(LoadError::ProjectName(n)),
         None => match &manifest.name {
@@ -248,7 +263,9 @@ pub fn load_tree(
                 )]));
             }
             None => {
-                let dir = project_dir.file_name().map(|d| d.to_string_lossy().into_owned());
+                let dir = project_dir
+                    .file_name()
+                    .map(|d| d.to_string_lossy().into_owned());
                 match dir.map(|d| normalise_project_name(&d)) {
                     Some(n) if !n.is_empty() => n,
                     _ => return Err(LoadError::NoProjectName(project_dir.to_path_buf())),
@@ -262,7 +279,9 @@ pub fn load_tree(
 /// The checks across keys: names, references, and dependency cycles.
 fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let at = |path: KeyPath, message: String| Diagnostic::at(sources, tree.span_at(&path.0), &path, message);
+    let at = |path: KeyPath, message: String| {
+        Diagnostic::at(sources, tree.span_at(&path.0), &path, message)
+    };
     let services = KeyPath::root().key("services");
     let names: Vec<&str> = manifest.services.keys().map(String::as_str).collect();
     for (name, service) in &manifest.services {
@@ -330,13 +349,17 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
         if net.external && (net.subnet.is_some() || net.internal) {
             out.push(at(
                 KeyPath::root().key("networks").key(name),
-                "an external network takes no `subnet` or `internal`: berth does not create it".to_string(),
+                "an external network takes no `subnet` or `internal`: berth does not create it"
+                    .to_string(),
             ));
         }
     }
     if let Some(cycle) = find_cycle(manifest) {
         let path = services.key(&cycle[0]).key("depends_on").key(&cycle[1]);
-        out.push(at(path, format!("dependency cycle: {}", cycle.join(" -> "))));
+        out.push(at(
+            path,
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        ));
     }
     out
 }

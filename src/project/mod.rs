@@ -9,11 +9,11 @@
 //! config hashes, and [`planner`] compares that with the actual state.
 
 pub mod de;
+pub mod error;
 pub mod interpolate;
+pub mod load;
 pub mod manifest;
 pub mod source;
-pub mod error;
-pub mod load;
 
 pub use error::{Diagnostic, LoadError};
 pub use load::{load, LoadOptions, Loaded};
@@ -22,8 +22,9 @@ pub mod model;
 pub use model::{resolve, ContainerSpec, ImageDigests, Project};
 pub mod canonical;
 
+pub mod planner;
+pub mod schema;
 #[cfg(test)]
 mod tests;
-pub mod planner;
 
 pub use planner::{plan, plan_down, render, ActualState, Plan, PlanOptions};

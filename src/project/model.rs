@@ -220,7 +220,7 @@ impl Project {
                 .collect();
             if ready.is_empty() {
                 // Cycles are rejected when loading; never loop forever.
-                done.extend(left.drain(..));
+                done.append(&mut left);
                 break;
             }
             left.retain(|s| !ready.contains(s));
@@ -251,7 +251,10 @@ fn active(profiles: &[String], active: &[String]) -> bool {
 fn expand_home(path: &str, vars: &BTreeMap<String, String>) -> String {
     match path.strip_prefix('~') {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-            format!("{}{rest}", vars.get("HOME").map(String::as_str).unwrap_or("/root"))
+            format!(
+                "{}{rest}",
+                vars.get("HOME").map(String::as_str).unwrap_or("/root")
+            )
         }
         _ => path.to_string(),
     }
@@ -339,17 +342,18 @@ pub fn resolve(
                 here.key("env_file").index(i)
             };
             match std::fs::read_to_string(&path) {
-                Ok(text) => match parse_dotenv(&text, &|k| vars.get(k).cloned()) {
-                    Ok(pairs) => environment.extend(pairs),
-                    Err(e) => diagnostics.push(loaded.diagnostic(
-                        &at,
-                        format!("{}:{}: {}", path.display(), e.line, e.message),
-                    )),
-                },
-                Err(e) => diagnostics.push(loaded.diagnostic(
-                    &at,
-                    format!("cannot read env file {}: {e}", path.display()),
-                )),
+                Ok(text) => {
+                    match parse_dotenv(&text, &|k| vars.get(k).cloned()) {
+                        Ok(pairs) => environment.extend(pairs),
+                        Err(e) => diagnostics.push(loaded.diagnostic(
+                            &at,
+                            format!("{}:{}: {}", path.display(), e.line, e.message),
+                        )),
+                    }
+                }
+                Err(e) => diagnostics.push(
+                    loaded.diagnostic(&at, format!("cannot read env file {}: {e}", path.display())),
+                ),
             }
         }
         for (k, v) in &svc.environment.0 {
@@ -489,16 +493,19 @@ pub fn resolve(
                 .start_interval
                 .unwrap_or(Duration(DEFAULT_HEALTH_START_INTERVAL)),
         });
-        if let Some(dep) = depends_on
-            .iter()
-            .find(|(d, c)| c.condition == Condition::Healthy && {
+        if let Some(dep) = depends_on.iter().find(|(d, c)| {
+            c.condition == Condition::Healthy && {
                 let h = &m.services[*d].healthcheck;
-                h.as_ref().is_some_and(|h| h.disable || h.test.as_ref().is_some_and(|t| t.0 == ["NONE"]))
-            })
-        {
+                h.as_ref()
+                    .is_some_and(|h| h.disable || h.test.as_ref().is_some_and(|t| t.0 == ["NONE"]))
+            }
+        }) {
             diagnostics.push(loaded.diagnostic(
                 &here.key("depends_on").key(dep.0),
-                format!("waits for {:?} to be healthy, but its health check is disabled", dep.0),
+                format!(
+                    "waits for {:?} to be healthy, but its health check is disabled",
+                    dep.0
+                ),
             ));
         }
 
@@ -534,7 +541,9 @@ pub fn resolve(
                 .as_ref()
                 .map(|s| s.0.clone())
                 .unwrap_or_else(|| "SIGTERM".into()),
-            stop_grace_period: svc.stop_grace_period.unwrap_or(Duration(DEFAULT_STOP_GRACE)),
+            stop_grace_period: svc
+                .stop_grace_period
+                .unwrap_or(Duration(DEFAULT_STOP_GRACE)),
             init: svc.init.unwrap_or(false),
         };
         let hash = config_hash(&spec);
@@ -576,7 +585,12 @@ pub fn resolve(
         .map(|key| {
             let def = m.networks.get(key).cloned().unwrap_or_default();
             let mut labels = base_labels(LABEL_NETWORK, key);
-            labels.extend(def.labels.0.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())));
+            labels.extend(
+                def.labels
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())),
+            );
             (
                 key.clone(),
                 NetworkModel {
@@ -594,7 +608,12 @@ pub fn resolve(
         .map(|key| {
             let def = m.volumes.get(key).cloned().unwrap_or_default();
             let mut labels = base_labels(LABEL_VOLUME, key);
-            labels.extend(def.labels.0.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())));
+            labels.extend(
+                def.labels
+                    .0
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())),
+            );
             (
                 key.clone(),
                 VolumeModel {

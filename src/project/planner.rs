@@ -174,11 +174,18 @@ pub enum Action {
         changes: Vec<FieldChange>,
     },
     /// Exists with the desired config, not running.
-    Start { id: String },
+    Start {
+        id: String,
+    },
     /// Unchanged, but a dependency declared with `restart = true` is
     /// being created or recreated.
-    Restart { id: String, dependency: String },
-    Unchanged { id: String },
+    Restart {
+        id: String,
+        dependency: String,
+    },
+    Unchanged {
+        id: String,
+    },
     /// Stop (when `running`) and remove.
     Remove {
         id: String,
@@ -337,14 +344,25 @@ pub fn diff_specs(old: &ContainerSpec, new: &ContainerSpec) -> Vec<FieldChange> 
     out
 }
 
-fn diff_values(path: &str, old: &serde_json::Value, new: &serde_json::Value, out: &mut Vec<FieldChange>) {
+fn diff_values(
+    path: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    out: &mut Vec<FieldChange>,
+) {
     use serde_json::Value;
     if old == new {
         return;
     }
     let join = |k: &str| {
-        let bare = k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        let k = if bare { k.to_string() } else { format!("{k:?}") };
+        let bare = k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let k = if bare {
+            k.to_string()
+        } else {
+            format!("{k:?}")
+        };
         if path.is_empty() {
             k
         } else {
@@ -382,30 +400,35 @@ fn diff_values(path: &str, old: &serde_json::Value, new: &serde_json::Value, out
 }
 
 /// Plans `up`: what to do to make `actual` match `project`.
-pub fn plan(project: &Project, actual: &ActualState, opts: &PlanOptions) -> Result<Plan, PlanError> {
+pub fn plan(
+    project: &Project,
+    actual: &ActualState,
+    opts: &PlanOptions,
+) -> Result<Plan, PlanError> {
     let selected = selected_services(project, opts)?;
     let (ordered, stages) = order(project, &selected);
     let mut warnings = Vec::new();
 
-    let resource = |kind: &'static str, key: &str, name: &str, external: bool, existing: &[ActualResource]| {
-        let exists = existing.iter().any(|r| r.name == name);
-        match (exists, external) {
-            (true, _) => Ok(ResourcePlan {
-                key: key.to_string(),
-                name: name.to_string(),
-                action: ResourceAction::Exists,
-            }),
-            (false, true) => Err(PlanError::MissingExternal {
-                kind,
-                name: name.to_string(),
-            }),
-            (false, false) => Ok(ResourcePlan {
-                key: key.to_string(),
-                name: name.to_string(),
-                action: ResourceAction::Create,
-            }),
-        }
-    };
+    let resource =
+        |kind: &'static str, key: &str, name: &str, external: bool, existing: &[ActualResource]| {
+            let exists = existing.iter().any(|r| r.name == name);
+            match (exists, external) {
+                (true, _) => Ok(ResourcePlan {
+                    key: key.to_string(),
+                    name: name.to_string(),
+                    action: ResourceAction::Exists,
+                }),
+                (false, true) => Err(PlanError::MissingExternal {
+                    kind,
+                    name: name.to_string(),
+                }),
+                (false, false) => Ok(ResourcePlan {
+                    key: key.to_string(),
+                    name: name.to_string(),
+                    action: ResourceAction::Create,
+                }),
+            }
+        };
     // Only the networks and volumes the planned services use.
     let used_networks: BTreeSet<&String> = selected
         .iter()
@@ -413,18 +436,36 @@ pub fn plan(project: &Project, actual: &ActualState, opts: &PlanOptions) -> Resu
         .collect();
     let used_volumes: BTreeSet<&String> = selected
         .iter()
-        .flat_map(|s| project.services[s].spec.mounts.iter().filter_map(|m| m.source.as_ref()))
+        .flat_map(|s| {
+            project.services[s]
+                .spec
+                .mounts
+                .iter()
+                .filter_map(|m| m.source.as_ref())
+        })
         .collect();
     let mut networks = Vec::new();
     for (key, net) in &project.networks {
         if used_networks.contains(&net.name) {
-            networks.push(resource("network", key, &net.name, net.external, &actual.networks)?);
+            networks.push(resource(
+                "network",
+                key,
+                &net.name,
+                net.external,
+                &actual.networks,
+            )?);
         }
     }
     let mut volumes = Vec::new();
     for (key, vol) in &project.volumes {
         if used_volumes.contains(&vol.name) {
-            volumes.push(resource("volume", key, &vol.name, vol.external, &actual.volumes)?);
+            volumes.push(resource(
+                "volume",
+                key,
+                &vol.name,
+                vol.external,
+                &actual.volumes,
+            )?);
         }
     }
 
@@ -543,8 +584,10 @@ pub fn plan(project: &Project, actual: &ActualState, opts: &PlanOptions) -> Resu
                 action,
             });
         }
-        let mut surplus: Vec<&&ActualContainer> =
-            existing.iter().filter(|c| !used.contains(c.id.as_str())).collect();
+        let mut surplus: Vec<&&ActualContainer> = existing
+            .iter()
+            .filter(|c| !used.contains(c.id.as_str()))
+            .collect();
         surplus.sort_by_key(|c| (c.replica(), c.name.clone()));
         for c in surplus {
             containers.push(ContainerPlan {
@@ -765,13 +808,19 @@ pub fn render(plan: &Plan) -> String {
             Action::Unchanged { .. } => {
                 let _ = writeln!(out, "= {name} unchanged");
             }
-            Action::Remove { running, reason, .. } => {
+            Action::Remove {
+                running, reason, ..
+            } => {
                 let what = match reason {
                     RemoveReason::Orphan => "orphan",
                     RemoveReason::ScaledDown => "scaled down",
                     RemoveReason::Down => "down",
                 };
-                let verb = if *running { "stop and remove" } else { "remove" };
+                let verb = if *running {
+                    "stop and remove"
+                } else {
+                    "remove"
+                };
                 let _ = writeln!(out, "- {name} {verb} ({what})");
             }
         }

@@ -105,9 +105,10 @@ impl Node {
         let mut span = self.span;
         for seg in path {
             let next = match (seg, &node.value) {
-                (PathSeg::Key(k), Value::Table(entries)) => {
-                    entries.iter().find(|e| &e.key == k).map(|e| (e.key_span, &e.node))
-                }
+                (PathSeg::Key(k), Value::Table(entries)) => entries
+                    .iter()
+                    .find(|e| &e.key == k)
+                    .map(|e| (e.key_span, &e.node)),
                 (PathSeg::Index(i), Value::Array(items)) => items.get(*i).map(|n| (n.span, n)),
                 _ => None,
             };
@@ -167,7 +168,8 @@ impl fmt::Display for KeyPath {
                         f.write_str(".")?;
                     }
                     let bare = !k.is_empty()
-                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if bare {
                         f.write_str(k)?;
                     } else {
@@ -196,7 +198,12 @@ struct SourceFile {
 
 impl Sources {
     /// Adds a file's text; `display` is how errors name it.
-    pub fn add(&mut self, display: impl Into<String>, path: impl Into<PathBuf>, text: String) -> usize {
+    pub fn add(
+        &mut self,
+        display: impl Into<String>,
+        path: impl Into<PathBuf>,
+        text: String,
+    ) -> usize {
         self.files.push(SourceFile {
             display: display.into(),
             path: path.into(),
@@ -463,18 +470,14 @@ fn merge_at(base: &mut Node, over: Node, path: &mut Vec<String>) {
                 }
             }
         }
-        (Value::Array(base_items), Value::Array(over_items))
-            if is_service_key(path, "ports") =>
-        {
+        (Value::Array(base_items), Value::Array(over_items)) if is_service_key(path, "ports") => {
             for item in over_items {
                 if !base_items.iter().any(|b| b.value == item.value) {
                     base_items.push(item);
                 }
             }
         }
-        (Value::Array(base_items), Value::Array(over_items))
-            if is_service_key(path, "volumes") =>
-        {
+        (Value::Array(base_items), Value::Array(over_items)) if is_service_key(path, "volumes") => {
             for item in over_items {
                 let target = volume_target(&item);
                 match base_items
@@ -507,7 +510,10 @@ fn volume_target(node: &Node) -> Option<String> {
                 _ => Some(parts[1].to_string()),
             }
         }
-        Value::Table(_) => node.get("target").and_then(|e| e.node.as_str()).map(str::to_string),
+        Value::Table(_) => node
+            .get("target")
+            .and_then(|e| e.node.as_str())
+            .map(str::to_string),
         _ => None,
     }
 }
@@ -526,11 +532,18 @@ mod tests {
         let image = web.get("image").unwrap();
         assert_eq!(sources.location(image.key_span), "berth.toml:3:1");
         assert_eq!(sources.location(image.node.span), "berth.toml:3:9");
-        let path = KeyPath::root().key("services").key("web").key("ports").index(1);
+        let path = KeyPath::root()
+            .key("services")
+            .key("web")
+            .key("ports")
+            .index(1);
         let span = root.span_at(&path.0);
         assert_eq!(sources.location(span), "berth.toml:4:16");
         assert_eq!(path.to_string(), "services.web.ports[1]");
-        assert_eq!(KeyPath::root().key("labels").key("a.b").to_string(), "labels.\"a.b\"");
+        assert_eq!(
+            KeyPath::root().key("labels").key("a.b").to_string(),
+            "labels.\"a.b\""
+        );
     }
 
     #[test]
@@ -550,16 +563,22 @@ mod tests {
         merge(&mut a, b);
         let web = &a.get("services").unwrap().node.get("web").unwrap().node;
         assert_eq!(web.get("image").unwrap().node.as_str(), Some("b"));
-        let Value::Array(ports) = &web.get("ports").unwrap().node.value else { panic!() };
+        let Value::Array(ports) = &web.get("ports").unwrap().node.value else {
+            panic!()
+        };
         assert_eq!(ports.len(), 2);
-        let Value::Array(vols) = &web.get("volumes").unwrap().node.value else { panic!() };
+        let Value::Array(vols) = &web.get("volumes").unwrap().node.value else {
+            panic!()
+        };
         assert_eq!(vols.len(), 2);
         assert_eq!(vols[0].as_str(), Some("e:/data"));
         assert_eq!(vols[0].span.file, 1);
         let env = &web.get("environment").unwrap().node;
         assert_eq!(env.get("A").unwrap().node.as_str(), Some("1"));
         assert_eq!(env.get("B").unwrap().node.as_str(), Some("3"));
-        let Value::Array(cmd) = &web.get("command").unwrap().node.value else { panic!() };
+        let Value::Array(cmd) = &web.get("command").unwrap().node.value else {
+            panic!()
+        };
         assert_eq!(cmd.len(), 1);
     }
 }

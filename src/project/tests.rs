@@ -44,7 +44,8 @@ fn read_case(dir: &Path) -> Case {
 pub(crate) fn run_case(dir: &Path) -> Result<Project, LoadError> {
     let case = read_case(dir);
     let mut env = case.env.clone();
-    env.entry("HOME".into()).or_insert_with(|| "/home/user".into());
+    env.entry("HOME".into())
+        .or_insert_with(|| "/home/user".into());
     let opts = LoadOptions {
         files: if case.files.is_empty() {
             vec![PathBuf::from("berth.toml")]
@@ -105,7 +106,10 @@ fn manifests_resolve_to_expected_models() {
 #[test]
 fn malformed_manifests_give_located_errors() {
     let dirs = case_dirs("bad");
-    assert!(dirs.len() >= 15, "the malformed corpus needs at least 15 cases");
+    assert!(
+        dirs.len() >= 15,
+        "the malformed corpus needs at least 15 cases"
+    );
     let mut failures = Vec::new();
     for dir in dirs {
         match run_case(&dir) {
@@ -130,14 +134,20 @@ fn canonical_manifest_round_trips() {
         let file = tmp.path().join("berth.toml");
         std::fs::write(&file, &text).unwrap();
         let mut env = case.env.clone();
-        env.entry("HOME".into()).or_insert_with(|| "/home/user".into());
+        env.entry("HOME".into())
+            .or_insert_with(|| "/home/user".into());
         let loaded = load(&LoadOptions {
             files: vec![file],
             cwd: tmp.path().to_path_buf(),
             project_name: case.project.clone(),
             env,
         })
-        .unwrap_or_else(|e| panic!("{}: canonical form does not load: {e}\n{text}", dir.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: canonical form does not load: {e}\n{text}",
+                dir.display()
+            )
+        });
         let again = resolve(&loaded, &case.profiles, &case.digests).unwrap();
         for (name, svc) in &project.services {
             assert_eq!(
@@ -150,10 +160,31 @@ fn canonical_manifest_round_trips() {
     }
 }
 
+/// Loads a case's manifest; returns it with the case's profiles.
+pub(crate) fn load_case(dir: &Path) -> (super::Loaded, Vec<String>) {
+    let case = read_case(dir);
+    let mut env = case.env.clone();
+    env.entry("HOME".into())
+        .or_insert_with(|| "/home/user".into());
+    let loaded = load(&LoadOptions {
+        files: if case.files.is_empty() {
+            vec![PathBuf::from("berth.toml")]
+        } else {
+            case.files.clone()
+        },
+        cwd: dir.to_path_buf(),
+        project_name: case.project.clone(),
+        env,
+    })
+    .unwrap();
+    (loaded, case.profiles)
+}
+
 fn project_manifest(dir: &Path) -> super::manifest::Manifest {
     let case = read_case(dir);
     let mut env = case.env.clone();
-    env.entry("HOME".into()).or_insert_with(|| "/home/user".into());
+    env.entry("HOME".into())
+        .or_insert_with(|| "/home/user".into());
     let loaded = load(&LoadOptions {
         files: if case.files.is_empty() {
             vec![PathBuf::from("berth.toml")]

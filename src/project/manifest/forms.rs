@@ -189,11 +189,7 @@ impl<'de> Deserialize<'de> for KeyValues {
 impl Serialize for KeyValues {
     /// As a table; a valueless entry prints as an empty string.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(
-            self.0
-                .iter()
-                .map(|(k, v)| (k, v.as_deref().unwrap_or(""))),
-        )
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v.as_deref().unwrap_or(""))))
     }
 }
 
@@ -281,7 +277,7 @@ impl JsonSchema for Build {
 }
 
 /// What a dependent waits for before it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     /// The dependency's containers have started.
@@ -301,6 +297,19 @@ const CONDITIONS: &[&str] = &[
     "service_healthy",
     "service_completed_successfully",
 ];
+
+impl JsonSchema for Condition {
+    fn schema_name() -> String {
+        "Condition".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schema(serde_json::json!({
+            "type": "string",
+            "description": "What to wait for: started, healthy (the health check passes) or completed_successfully (exited 0); Compose's service_ prefixed names are accepted too",
+            "enum": CONDITIONS
+        }))
+    }
+}
 
 impl FromStr for Condition {
     type Err = String;
@@ -453,7 +462,10 @@ impl JsonSchema for DependsOn {
 
 /// How a service joins one network.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, expecting = "a table with `aliases` or `ipv4_address`")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `aliases` or `ipv4_address`"
+)]
 pub struct ServiceNetwork {
     /// Extra names the service is known by on this network (the service name always is).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -476,16 +488,25 @@ impl<'de> Deserialize<'de> for ServiceNetworks {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an array of network names or a table of network names to options")
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ServiceNetworks, A::Error> {
+            fn visit_seq<A: de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ServiceNetworks, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(name) = seq.next_element::<String>()? {
-                    if out.insert(name.clone(), ServiceNetwork::default()).is_some() {
+                    if out
+                        .insert(name.clone(), ServiceNetwork::default())
+                        .is_some()
+                    {
                         return Err(de::Error::custom(format!("duplicate network {name:?}")));
                     }
                 }
                 Ok(ServiceNetworks(out))
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<ServiceNetworks, A::Error> {
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ServiceNetworks, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(name) = map.next_key::<String>()? {
                     out.insert(name, map.next_value()?);
@@ -653,7 +674,9 @@ impl FromStr for SignalName {
             nix::sys::signal::Signal::from_str(&name).ok()
         };
         sig.map(|s| SignalName(s.as_str().to_string()))
-            .ok_or_else(|| format!("invalid signal {s:?}: expected a name like SIGTERM or TERM, or a number"))
+            .ok_or_else(|| {
+                format!("invalid signal {s:?}: expected a name like SIGTERM or TERM, or a number")
+            })
     }
 }
 
@@ -711,7 +734,9 @@ impl<'de> Deserialize<'de> for Cpus {
                 if v.is_finite() && v > 0.0 {
                     Ok(Cpus(v))
                 } else {
-                    Err(E::custom(format!("invalid cpus {v}: must be a positive number")))
+                    Err(E::custom(format!(
+                        "invalid cpus {v}: must be a positive number"
+                    )))
                 }
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cpus, E> {
@@ -721,9 +746,9 @@ impl<'de> Deserialize<'de> for Cpus {
                 self.visit_f64(v as f64)
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Cpus, E> {
-                let v: f64 = s
-                    .parse()
-                    .map_err(|_| E::custom(format!("invalid cpus {s:?}: expected a number like 0.5")))?;
+                let v: f64 = s.parse().map_err(|_| {
+                    E::custom(format!("invalid cpus {s:?}: expected a number like 0.5"))
+                })?;
                 self.visit_f64(v)
             }
         }
@@ -752,7 +777,13 @@ mod tests {
 
     #[test]
     fn restart_policies() {
-        for s in ["no", "always", "on-failure", "on-failure:3", "unless-stopped"] {
+        for s in [
+            "no",
+            "always",
+            "on-failure",
+            "on-failure:3",
+            "unless-stopped",
+        ] {
             assert_eq!(s.parse::<Restart>().unwrap().to_string(), s);
         }
         assert!("sometimes".parse::<Restart>().is_err());
@@ -761,7 +792,12 @@ mod tests {
 
     #[test]
     fn signals() {
-        for (s, want) in [("SIGTERM", "SIGTERM"), ("term", "SIGTERM"), ("9", "SIGKILL"), ("SIGUSR1", "SIGUSR1")] {
+        for (s, want) in [
+            ("SIGTERM", "SIGTERM"),
+            ("term", "SIGTERM"),
+            ("9", "SIGKILL"),
+            ("SIGUSR1", "SIGUSR1"),
+        ] {
             assert_eq!(s.parse::<SignalName>().unwrap().0, want);
         }
         assert!("SIGNOPE".parse::<SignalName>().is_err());
@@ -770,7 +806,10 @@ mod tests {
 
     #[test]
     fn conditions() {
-        assert_eq!("service_healthy".parse::<Condition>(), Ok(Condition::Healthy));
+        assert_eq!(
+            "service_healthy".parse::<Condition>(),
+            Ok(Condition::Healthy)
+        );
         assert_eq!(
             "helthy".parse::<Condition>().unwrap_err(),
             "unknown condition \"helthy\", did you mean \"healthy\"?"

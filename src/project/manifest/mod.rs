@@ -23,8 +23,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use forms::{
-    Build, BuildTable, CommandLine, Condition, Cpus, Dependency, DependsOn, HealthTest,
-    KeyValues, Restart, ServiceNetwork, ServiceNetworks, SignalName, StringList,
+    Build, BuildTable, CommandLine, Condition, Cpus, Dependency, DependsOn, HealthTest, KeyValues,
+    Restart, ServiceNetwork, ServiceNetworks, SignalName, StringList,
 };
 pub use ports::{Port, PortEntry, PortRange, Protocol};
 pub use units::{ByteSize, Duration};
@@ -225,7 +225,9 @@ impl std::str::FromStr for Subnet {
         let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
         let prefix: u8 = prefix.parse().map_err(|_| bad())?;
         if prefix > 30 {
-            return Err(format!("invalid subnet {s:?}: the prefix must be at most /30"));
+            return Err(format!(
+                "invalid subnet {s:?}: the prefix must be at most /30"
+            ));
         }
         let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
         if u32::from(addr) & !mask != 0 {

@@ -123,7 +123,18 @@ impl JsonSchema for PortRange {
 
 /// A transport protocol of a published port.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -144,7 +155,9 @@ impl fmt::Display for Protocol {
 }
 
 /// A port of a service: the container side and, when published, the host side.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(deny_unknown_fields, expecting = "a port table with `target`")]
 pub struct Port {
     /// The port (or range) inside the container.
@@ -172,7 +185,11 @@ pub fn parse_port_spec(spec: &str) -> Result<Port, String> {
                 "tcp" => Protocol::Tcp,
                 "udp" => Protocol::Udp,
                 "sctp" => Protocol::Sctp,
-                _ => return Err(detail(format!("unknown protocol {proto:?}, expected tcp, udp or sctp"))),
+                _ => {
+                    return Err(detail(format!(
+                        "unknown protocol {proto:?}, expected tcp, udp or sctp"
+                    )))
+                }
             };
             (rest, protocol)
         }
@@ -234,7 +251,9 @@ impl<'de> Deserialize<'de> for PortEntry {
         impl<'de> Visitor<'de> for V {
             type Value = PortEntry;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a port string like \"8080:80\", a port number or a table with `target`")
+                f.write_str(
+                    "a port string like \"8080:80\", a port number or a table with `target`",
+                )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<PortEntry, E> {
                 parse_port_spec(s).map(PortEntry).map_err(E::custom)
@@ -305,10 +324,16 @@ mod tests {
             ("80", p("80", None, None, Tcp)),
             ("8080:80", p("80", Some("8080"), None, Tcp)),
             ("8080:80/udp", p("80", Some("8080"), None, Udp)),
-            ("127.0.0.1:8080:80", p("80", Some("8080"), Some("127.0.0.1"), Tcp)),
+            (
+                "127.0.0.1:8080:80",
+                p("80", Some("8080"), Some("127.0.0.1"), Tcp),
+            ),
             ("127.0.0.1::80", p("80", None, Some("127.0.0.1"), Tcp)),
             ("[::1]:8080:80", p("80", Some("8080"), Some("::1"), Tcp)),
-            ("8000-8010:9000-9010", p("9000-9010", Some("8000-8010"), None, Tcp)),
+            (
+                "8000-8010:9000-9010",
+                p("9000-9010", Some("8000-8010"), None, Tcp),
+            ),
             ("6060-6061/sctp", p("6060-6061", None, None, Sctp)),
         ];
         for (spec, want) in cases {

@@ -25,7 +25,9 @@ pub struct Duration(pub std::time::Duration);
 
 /// Parses Go's duration syntax; the error says what was wrong.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected a number and a unit (ns, us, ms, s, m, h), like \"1m30s\", \"10s\" or \"500ms\"");
+    let bad = || {
+        format!("invalid duration {s:?}: expected a number and a unit (ns, us, ms, s, m, h), like \"1m30s\", \"10s\" or \"500ms\"")
+    };
     if s == "0" {
         return Ok(std::time::Duration::ZERO);
     }
@@ -72,7 +74,10 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         total = total.checked_add(nanos).ok_or_else(bad)?;
     }
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| bad())?;
-    Ok(std::time::Duration::new(secs, (total % 1_000_000_000) as u32))
+    Ok(std::time::Duration::new(
+        secs,
+        (total % 1_000_000_000) as u32,
+    ))
 }
 
 impl fmt::Display for Duration {

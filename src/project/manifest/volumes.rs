@@ -19,7 +19,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::units::{schema, ByteSize};
 
 /// What kind of mount a `volumes` entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MountType {
     /// A named (or anonymous) volume of the project.
@@ -31,7 +33,9 @@ pub enum MountType {
 }
 
 /// Options of a bind mount.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(deny_unknown_fields, expecting = "a table of bind options")]
 pub struct BindOptions {
     /// Create the host path as a directory when it does not exist (default true, as Compose's short syntax).
@@ -40,7 +44,9 @@ pub struct BindOptions {
 }
 
 /// Options of a tmpfs mount.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(deny_unknown_fields, expecting = "a table of tmpfs options")]
 pub struct TmpfsOptions {
     /// Size limit, like "64m".
@@ -52,8 +58,13 @@ pub struct TmpfsOptions {
 }
 
 /// A mount of a service, in long form.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, expecting = "a mount table with `type` and `target`")]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mount table with `type` and `target`"
+)]
 pub struct Mount {
     /// `volume`, `bind` or `tmpfs`.
     #[serde(rename = "type")]
@@ -208,7 +219,10 @@ mod tests {
     #[test]
     fn short_syntax() {
         let m = parse_volume_spec("data:/var/lib/data:ro").unwrap();
-        assert_eq!((m.kind, m.source.as_deref(), m.target.as_str(), m.read_only), (MountType::Volume, Some("data"), "/var/lib/data", true));
+        assert_eq!(
+            (m.kind, m.source.as_deref(), m.target.as_str(), m.read_only),
+            (MountType::Volume, Some("data"), "/var/lib/data", true)
+        );
         let m = parse_volume_spec("./src:/app").unwrap();
         assert_eq!((m.kind, m.read_only), (MountType::Bind, false));
         let m = parse_volume_spec("/cache").unwrap();
