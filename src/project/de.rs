@@ -96,10 +96,11 @@ impl de::Error for DeError {
     }
 
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        // serde's maps are TOML's tables.
+        let expected = exp.to_string().replace("a map", "a table");
         Self::custom(format_args!(
-            "wrong type: found {}, expected {}",
-            toml_unexpected(unexp),
-            exp
+            "wrong type: found {}, expected {expected}",
+            toml_unexpected(unexp)
         ))
     }
 

@@ -175,6 +175,19 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         let file = sources.add(display.clone(), path.clone(), text);
         match source::parse(sources.text(file), file) {
             Ok(mut node) => {
+                // As Compose: each file is interpolated, then files merge.
+                let mut errors = Vec::new();
+                interpolate_tree(
+                    &mut node,
+                    &KeyPath::root(),
+                    &|k| variables.get(k).cloned(),
+                    &mut errors,
+                );
+                diagnostics.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| Diagnostic::at(&sources, e.span, &e.path, e.error.to_string())),
+                );
                 source::normalise_lists(&mut node);
                 match &mut tree {
                     None => tree = Some(node),
@@ -191,15 +204,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     if !diagnostics.is_empty() {
         return Err(LoadError::Invalid(diagnostics));
     }
-    let mut tree = tree.expect("at least one manifest file");
-    load_tree(
-        &mut tree,
+    let tree = tree.expect("at least one manifest file");
+    let (manifest, project_name) = load_tree(
+        &tree,
         &sources,
         &variables,
         opts.project_name.as_deref(),
         &project_dir,
-    )
-    .map(|(manifest, project_name)| Loaded {
+    )?;
+    Ok(Loaded {
         manifest,
         project_name,
         project_dir,
@@ -210,30 +223,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     })
 }
 
-/// Interpolates, deserialises and validates a parsed tree; returns the
+/// Deserialises and validates an interpolated, merged tree; returns the
 /// manifest and the project name.
 pub fn load_tree(
-    tree: &mut Node,
+    tree: &Node,
     sources: &Sources,
     variables: &BTreeMap<String, String>,
     explicit_name: Option<&str>,
     project_dir: &Path,
 ) -> Result<(Manifest, String), LoadError> {
-    let mut errors = Vec::new();
-    interpolate_tree(
-        tree,
-        &KeyPath::root(),
-        &|k| variables.get(k).cloned(),
-        &mut errors,
-    );
-    if !errors.is_empty() {
-        return Err(LoadError::Invalid(
-            errors
-                .into_iter()
-                .map(|e| Diagnostic::at(sources, e.span, &e.path, e.error.to_string()))
-                .collect(),
-        ));
-    }
     let manifest: Manifest = from_node(tree).map_err(|e: DeError| {
         let path = e.path.clone().unwrap_or_default();
         let span = e.span.unwrap_or(tree.span);
