@@ -154,6 +154,18 @@ pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, DeE
     .map_err(|e| e.at(node.span, &root))
 }
 
+/// Deserializes `T` from a node that sits at `path` in the manifest.
+pub fn from_node_at<'de, T: de::Deserialize<'de>>(
+    node: &'de Node,
+    path: &KeyPath,
+) -> Result<T, DeError> {
+    T::deserialize(NodeDe {
+        node,
+        path: path.clone(),
+    })
+    .map_err(|e| e.at(node.span, path))
+}
+
 /// The deserializer for one node at one key path.
 pub struct NodeDe<'a> {
     pub node: &'a Node,

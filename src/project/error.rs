@@ -27,6 +27,19 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// Orders diagnostics by file, then line and column as numbers.
+    pub fn sort_key(&self) -> (String, usize, usize) {
+        let mut parts = self.location.rsplitn(3, ':');
+        let col = parts.next().and_then(|c| c.parse().ok());
+        let line = parts.next().and_then(|l| l.parse().ok());
+        match (parts.next(), line, col) {
+            (Some(file), Some(line), Some(col)) => (file.to_string(), line, col),
+            _ => (self.location.clone(), 0, 0),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {

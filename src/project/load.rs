@@ -15,10 +15,10 @@ use std::path::{Component, Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::de::{from_node, DeError};
+use super::de::{from_node, from_node_at, DeError};
 use super::error::{Diagnostic, LoadError};
 use super::interpolate::{interpolate_tree, parse_dotenv};
-use super::manifest::{Manifest, MountType};
+use super::manifest::{Manifest, MountType, Service};
 use super::source::{self, KeyPath, Node, Sources};
 
 /// The manifest's file name.
@@ -232,11 +232,35 @@ pub fn load_tree(
     explicit_name: Option<&str>,
     project_dir: &Path,
 ) -> Result<(Manifest, String), LoadError> {
-    let manifest: Manifest = from_node(tree).map_err(|e: DeError| {
+    let placed = |e: DeError| {
         let path = e.path.clone().unwrap_or_default();
         let span = e.span.unwrap_or(tree.span);
-        LoadError::Invalid(vec![Diagnostic::at(sources, span, &path, e.message)])
-    })?;
+        Diagnostic::at(sources, span, &path, e.message)
+    };
+    let manifest: Manifest = match from_node(tree) {
+        Ok(m) => m,
+        Err(first) => {
+            // Serde stops at the first error; look at each service on its
+            // own too, so one run reports a problem in every service.
+            let mut all = vec![placed(first)];
+            if let Some(services) = tree.get("services") {
+                if let source::Value::Table(entries) = &services.node.value {
+                    let base = KeyPath::root().key("services");
+                    for entry in entries {
+                        let path = base.key(&entry.key);
+                        if let Err(e) = from_node_at::<Service>(&entry.node, &path) {
+                            let d = placed(e);
+                            if !all.contains(&d) {
+                                all.push(d);
+                            }
+                        }
+                    }
+                }
+            }
+            all.sort_by_key(Diagnostic::sort_key);
+            return Err(LoadError::Invalid(all));
+        }
+    };
     let diagnostics = validate(&manifest, tree, sources);
     if !diagnostics.is_empty() {
         return Err(LoadError::Invalid(diagnostics));

@@ -201,35 +201,6 @@ pub struct VolumeModel {
     pub labels: BTreeMap<String, String>,
 }
 
-impl Project {
-    /// Services in an order where each comes after its dependencies
-    /// (alphabetical among equals).
-    pub fn start_order(&self) -> Vec<&str> {
-        let mut done: Vec<&str> = Vec::new();
-        let mut left: Vec<&str> = self.services.keys().map(String::as_str).collect();
-        while !left.is_empty() {
-            let ready: Vec<&str> = left
-                .iter()
-                .copied()
-                .filter(|s| {
-                    self.services[*s]
-                        .depends_on
-                        .keys()
-                        .all(|d| done.contains(&d.as_str()))
-                })
-                .collect();
-            if ready.is_empty() {
-                // Cycles are rejected when loading; never loop forever.
-                done.append(&mut left);
-                break;
-            }
-            left.retain(|s| !ready.contains(s));
-            done.extend(ready);
-        }
-        done
-    }
-}
-
 /// The defaults Compose (and Docker) use.
 pub const DEFAULT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 const DEFAULT_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);

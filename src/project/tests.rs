@@ -327,3 +327,38 @@ fn plans_match_expected_text() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Every example project loads, and the three-service example resolves to
+/// what the issue describes: `api` waits for `db` healthy, `web` publishes
+/// 8080 -> 80, containers `PROJECT-SERVICE-N` on `PROJECT_default`.
+#[test]
+fn examples_load() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut count = 0;
+    for dir in std::fs::read_dir(&examples).unwrap() {
+        let dir = dir.unwrap().path();
+        if dir.join("berth.toml").is_file() {
+            run_case(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            count += 1;
+        }
+    }
+    assert!(count >= 1);
+    let p = run_case(&examples.join("three-services")).unwrap();
+    assert_eq!(p.name, "three");
+    assert_eq!(
+        p.services["api"].depends_on["db"].condition,
+        super::manifest::Condition::Healthy
+    );
+    let web = &p.services["web"];
+    assert_eq!(web.containers[0].name, "three-web-1");
+    assert_eq!(web.spec.ports[0].host_port, Some(8080));
+    assert_eq!(web.spec.ports[0].container_port, 80);
+    assert!(web.spec.networks.contains_key("three_default"));
+    assert_eq!(web.spec.environment["GREETING"], "hello");
+    assert_eq!(
+        web.containers[0].labels["berth.config-hash"],
+        web.config_hash
+    );
+    let plan = super::plan(&p, &Default::default(), &Default::default()).unwrap();
+    assert_eq!(plan.stages, [vec!["db"], vec!["api"], vec!["web"]]);
+}
