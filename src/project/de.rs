@@ -86,6 +86,20 @@ fn toml_unexpected(unexp: de::Unexpected<'_>) -> String {
     }
 }
 
+/// serde's names for what it expected, in TOML's words.
+fn toml_expected(exp: &dyn de::Expected) -> String {
+    let text = exp.to_string();
+    match text.as_str() {
+        "a map" => "a table".into(),
+        "a sequence" => "an array".into(),
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" | "a string" => text,
+        _ => text,
+    }
+}
+
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         DeError {
@@ -96,11 +110,10 @@ impl de::Error for DeError {
     }
 
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        // serde's maps are TOML's tables.
-        let expected = exp.to_string().replace("a map", "a table");
         Self::custom(format_args!(
-            "wrong type: found {}, expected {expected}",
-            toml_unexpected(unexp)
+            "wrong type: found {}, expected {}",
+            toml_unexpected(unexp),
+            toml_expected(exp)
         ))
     }
 
@@ -108,7 +121,7 @@ impl de::Error for DeError {
         Self::custom(format_args!(
             "invalid value: {}, expected {}",
             toml_unexpected(unexp),
-            exp
+            toml_expected(exp)
         ))
     }
 

@@ -420,6 +420,9 @@ fn list_to_table(node: &mut Node, kind: ListKind) {
                 let Some((k, v)) = s.split_once('=') else {
                     return;
                 };
+                if k.is_empty() {
+                    return;
+                }
                 Entry {
                     key: k.to_string(),
                     key_span: item.span,
