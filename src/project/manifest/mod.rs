@@ -74,10 +74,10 @@ pub struct Service {
     /// Files of KEY=VALUE lines to add to the environment (`environment` wins).
     #[serde(default, skip_serializing_if = "is_empty_list")]
     pub env_file: StringList,
-    /// Ports: "[ip:][host:]container[/proto]" strings or tables.
+    /// Ports: `[ip:][host:]container[/proto]` strings or tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortEntry>,
-    /// Mounts: "[source:]target[:ro]" strings or tables.
+    /// Mounts: `[source:]target[:ro]` strings or tables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<MountEntry>,
     /// Networks to join (default: the project's `default` network).
@@ -89,7 +89,7 @@ pub struct Service {
     /// How to check that the service is healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
-    /// Restart policy: no, always, on-failure[:N], unless-stopped.
+    /// Restart policy: no, always, `on-failure[:N]`, unless-stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<Restart>,
     /// User (and group) to run as: "name", "uid", "uid:gid".
