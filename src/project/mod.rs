@@ -4,7 +4,7 @@
 //! [`source`] parses TOML keeping spans and merges `-f` files,
 //! [`interpolate`] expands `${VAR}` with `.env` and the environment,
 //! [`de`] feeds the spanned tree to the serde types of [`manifest`],
-//! [`load`] ties these together with discovery and project naming,
+//! [`mod@load`] ties these together with discovery and project naming,
 //! [`model`] resolves the manifest into per-replica container specs with
 //! config hashes, [`canonical`] prints it back as `berth config` does, and
 //! [`planner`] compares the model with the actual state.
