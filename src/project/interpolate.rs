@@ -43,16 +43,31 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// How deeply `${A:-${B:-...}}` may nest; deeper is refused rather than
+/// recursing without bound on hostile input.
+const MAX_NESTING: usize = 16;
+
 /// Expands `template` with variables from `lookup`.
 pub fn interpolate(
     template: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InterpolateError> {
+    interpolate_nested(template, lookup, 0)
+}
+
+fn interpolate_nested(
+    template: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    depth: usize,
 ) -> Result<String, InterpolateError> {
     let chars: Vec<char> = template.chars().collect();
     let invalid = |reason: &str| InterpolateError::Invalid {
         template: template.to_string(),
         reason: reason.to_string(),
     };
+    if depth > MAX_NESTING {
+        return Err(invalid("interpolations nested more than 16 deep"));
+    }
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
@@ -103,7 +118,7 @@ pub fn interpolate(
                     return Err(invalid("missing closing `}`"));
                 }
                 let body: String = chars[start..j].iter().collect();
-                out.push_str(&expand_braced(&body, lookup, &invalid)?);
+                out.push_str(&expand_braced(&body, lookup, &invalid, depth)?);
                 i = j + 1;
             }
             _ => {
@@ -120,6 +135,7 @@ fn expand_braced(
     body: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     invalid: &dyn Fn(&str) -> InterpolateError,
+    depth: usize,
 ) -> Result<String, InterpolateError> {
     let name_len = body
         .char_indices()
@@ -152,12 +168,12 @@ fn expand_braced(
             if set {
                 Ok(value.unwrap_or_default())
             } else {
-                interpolate(arg, lookup)
+                interpolate_nested(arg, lookup, depth + 1)
             }
         }
         Some('+') => {
             if set {
-                interpolate(arg, lookup)
+                interpolate_nested(arg, lookup, depth + 1)
             } else {
                 Ok(String::new())
             }
@@ -168,7 +184,7 @@ fn expand_braced(
             } else {
                 Err(InterpolateError::Required {
                     name: name.to_string(),
-                    message: interpolate(arg, lookup)?,
+                    message: interpolate_nested(arg, lookup, depth + 1)?,
                 })
             }
         }

@@ -21,6 +21,9 @@ use super::interpolate::{interpolate_tree, parse_dotenv};
 use super::manifest::{Manifest, MountType, Service};
 use super::source::{self, KeyPath, Node, Sources};
 
+/// The most replicas one service may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+
 /// The manifest's file name.
 pub const MANIFEST_NAME: &str = "berth.toml";
 
@@ -357,6 +360,12 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
                     ));
                 }
             }
+        }
+        if service.replicas.unwrap_or(1) > MAX_REPLICAS {
+            out.push(at(
+                here.key("replicas"),
+                format!("replicas = {} is more than berth runs for one service (at most {MAX_REPLICAS})", service.replicas.unwrap_or(1)),
+            ));
         }
         if service.replicas.unwrap_or(1) > 1
             && service.ports.iter().any(|p| p.0.published.is_some())
