@@ -127,7 +127,7 @@ pub struct BuildSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PortMapping {
     pub container_port: u16,
-    /// None: exposed only.
+    /// None: published on an ephemeral host port chosen at start (as Compose does).
     pub host_port: Option<u16>,
     pub host_ip: Option<IpAddr>,
     pub protocol: Protocol,

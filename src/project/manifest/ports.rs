@@ -4,7 +4,7 @@
 //! `[ip:][host:]container[/proto]`, where `host` and `container` are a port
 //! or a range `a-b`, `ip` an IPv4 address or a bracketed IPv6 one
 //! (`[::1]:8080:80`), `proto` `tcp` (default), `udp` or `sctp`. A bare
-//! `container` (or an integer) exposes without publishing. Long syntax:
+//! `container` (or an integer) publishes on an ephemeral host port, as in Compose. Long syntax:
 //! `{ target, published, host_ip, protocol }`.
 
 use std::fmt;
@@ -162,7 +162,7 @@ impl fmt::Display for Protocol {
 pub struct Port {
     /// The port (or range) inside the container.
     pub target: PortRange,
-    /// The host port (or range) it is published on; none means not published.
+    /// The host port (or range) it is published on; none means an ephemeral port chosen when the container starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<PortRange>,
     /// The host address to listen on (all addresses when absent).
