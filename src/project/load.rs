@@ -341,12 +341,27 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
             }
         }
         if let Some(nets) = &service.networks {
-            for net in nets.0.keys() {
-                if net != "default" && !manifest.networks.contains_key(net) {
+            for (net, opts) in &nets.0 {
+                let def = manifest.networks.get(net);
+                if net != "default" && def.is_none() {
                     out.push(at(
                         here.key("networks").key(net),
                         format!("network {net:?} is not declared: add a [networks.{net}] table"),
                     ));
+                }
+                if let Some(ip) = opts.ipv4_address {
+                    let path = here.key("networks").key(net).key("ipv4_address");
+                    match def.and_then(|d| d.subnet) {
+                        None => out.push(at(
+                            path,
+                            format!("a fixed address needs a network with a `subnet`: set networks.{net}.subnet"),
+                        )),
+                        Some(subnet) if !subnet.contains(ip) => out.push(at(
+                            path,
+                            format!("address {ip} is not in network {net:?}'s subnet {subnet}"),
+                        )),
+                        Some(_) => {}
+                    }
                 }
             }
         }

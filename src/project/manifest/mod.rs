@@ -217,6 +217,16 @@ pub struct Subnet {
     pub prefix: u8,
 }
 
+impl Subnet {
+    /// Whether `ip` lies inside the subnet.
+    pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.addr)
+    }
+}
+
 impl std::str::FromStr for Subnet {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
