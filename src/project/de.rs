@@ -46,8 +46,8 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .filter(|c| {
-            strsim::jaro_winkler(word, c) > 0.8
-                || strsim::damerau_levenshtein(word, c) <= 2.min(c.len() / 2)
+            strsim::jaro_winkler(word, c) >= 0.88
+                || strsim::damerau_levenshtein(word, c) <= (c.len() / 3).max(1)
         })
         .min_by(|a, b| {
             let key = |c: &str| {
