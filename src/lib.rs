@@ -4,4 +4,5 @@
 
 pub mod cli;
 pub mod image;
+pub mod project;
 pub mod state;

@@ -9,6 +9,7 @@
 pub mod image;
 pub mod info;
 pub mod output;
+pub mod project;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,11 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Print the project's resolved manifest (after interpolation, merging and defaults)
+    Config(project::ConfigArgs),
+    /// Print the JSON Schema of berth.toml
+    #[command(name = "__schema", hide = true)]
+    Schema,
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -159,5 +165,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Rmi(a) => image::rmi(ctx, a),
         Command::Inspect(a) => image::inspect(ctx, a),
         Command::Image(c) => image::run_group(ctx, c),
+        Command::Config(args) => project::config(ctx, args),
+        Command::Schema => project::schema(),
     }
 }
