@@ -85,16 +85,55 @@ fn case_dirs(kind: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// A copy of a case directory at a fixed path, so that the absolute paths
+/// a model holds (build contexts, bind sources) and the config hashes over
+/// them are the same wherever the repository is checked out. The lock keeps
+/// concurrent test processes from sharing the copy.
+struct FixedCopy {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl FixedCopy {
+    fn of(case: &Path) -> Self {
+        use std::os::fd::AsRawFd;
+        let base = Path::new("/tmp/berth-manifest-case");
+        std::fs::create_dir_all(base).unwrap();
+        let lock = std::fs::File::create(base.join("lock")).unwrap();
+        // SAFETY: flock on an owned fd.
+        assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+        // Keep the case's own directory name: project names derive from it.
+        let path = base.join("case").join(case.file_name().unwrap());
+        let _ = std::fs::remove_dir_all(base.join("case"));
+        copy_dir(case, &path);
+        Self { path, _lock: lock }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 #[test]
 fn manifests_resolve_to_expected_models() {
     let dirs = case_dirs("ok");
     assert!(dirs.len() >= 5, "too few ok cases");
     let mut failures = Vec::new();
     for dir in dirs {
-        match run_case(&dir) {
+        let copy = FixedCopy::of(&dir);
+        match run_case(&copy.path) {
             Ok(project) => {
                 let json = serde_json::to_string_pretty(&project).unwrap();
-                let json = json.replace(&dir.display().to_string(), "$CASE") + "\n";
+                let json = json.replace(&copy.path.display().to_string(), "$CASE") + "\n";
                 check(&dir, "expected.json", json, &mut failures);
             }
             Err(e) => failures.push(format!("{}: unexpected error: {e}", dir.display())),
