@@ -3,5 +3,6 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod cli;
+pub mod image;
 pub mod registry;
 pub mod state;
