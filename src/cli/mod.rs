@@ -9,6 +9,7 @@
 pub mod image;
 pub mod info;
 pub mod output;
+pub mod registry;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,14 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -159,5 +168,9 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Rmi(a) => image::rmi(ctx, a),
         Command::Inspect(a) => image::inspect(ctx, a),
         Command::Image(c) => image::run_group(ctx, c),
+        Command::Pull(a) => registry::pull(ctx, a),
+        Command::Push(a) => registry::push(ctx, a),
+        Command::Login(a) => registry::login(ctx, a),
+        Command::Logout(a) => registry::logout(ctx, a),
     }
 }

@@ -150,9 +150,20 @@ impl Client {
                     let message = error_chain(&e);
                     tracing::debug!(%host, %scheme, %message, "registry ping failed");
                     if first_error.is_none() {
-                        first_error = Some(RegistryError::Unreachable {
-                            registry: host.to_string(),
-                            message,
+                        let tls = scheme == "https"
+                            && (message.contains("certificate") || message.contains("tls"));
+                        first_error = Some(if tls {
+                            RegistryError::Tls {
+                                registry: host.to_string(),
+                                message: format!(
+                                    "{message}; put the registry's CA certificate in certs.d/{host}/ca.crt next to berth's config file"
+                                ),
+                            }
+                        } else {
+                            RegistryError::Unreachable {
+                                registry: host.to_string(),
+                                message,
+                            }
                         });
                     }
                 }
@@ -393,6 +404,58 @@ impl Client {
         }
         self.follow(method, url, headers, body, auth, &self.base)
             .await
+    }
+
+    /// Checks that the client's credentials are accepted, as `login` does:
+    /// `GET /v2/` with Basic auth, or a token fetched with them.
+    pub async fn verify_login(&self) -> Result<(), RegistryError> {
+        let challenge = self.challenge.lock().expect("lock").clone();
+        let denied = |detail: String| RegistryError::Unauthorized {
+            registry: self.host.clone(),
+            detail,
+        };
+        match challenge {
+            None => Ok(()),
+            Some(Challenge::Basic) => {
+                let auth = self.creds.as_ref().map(Credentials::basic_header);
+                let resp = self
+                    .follow(
+                        Method::GET,
+                        self.url("v2/"),
+                        HeaderMap::new(),
+                        None,
+                        auth,
+                        &self.base,
+                    )
+                    .await?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(denied(format!(
+                        "{}: invalid username or password",
+                        resp.status()
+                    )))
+                }
+            }
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let url = Url::parse(&realm).map_err(|e| RegistryError::Protocol {
+                    registry: self.host.clone(),
+                    message: format!("invalid token realm {realm:?}: {e}"),
+                })?;
+                if !auth::realm_may_get_credentials(self.base.scheme(), &self.host, &url) {
+                    return Err(RegistryError::Protocol {
+                        registry: self.host.clone(),
+                        message: format!(
+                            "its token service {} is on another host; berth does not send credentials there",
+                            url.host_str().unwrap_or("")
+                        ),
+                    });
+                }
+                self.fetch_token(&realm, service.as_deref(), &[])
+                    .await
+                    .map(|_| ())
+            }
+        }
     }
 
     /// The Authorization header value for a request built by the caller

@@ -17,13 +17,19 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod login;
 pub mod manifest;
 pub mod platform;
 pub mod progress;
+pub mod pull;
+pub mod push;
+pub mod sources;
 
 pub use config::RegistryConfig;
 pub use platform::Platform;
 pub use progress::Progress;
+pub use pull::{pull, pull_async, pull_outcome, PullOutcome};
+pub use push::{push, push_async, PushOutcome};
 
 /// Errors talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +40,7 @@ pub enum RegistryError {
     Credentials(#[from] credentials::CredentialError),
     #[error("registry {registry} is unreachable: {message}; check the address and that the registry is running")]
     Unreachable { registry: String, message: String },
-    #[error("cannot set up TLS for registry {registry}: {message}")]
+    #[error("TLS with registry {registry} failed: {message}")]
     Tls { registry: String, message: String },
     #[error("{what} not found in registry {registry} ({detail}); check the name and tag")]
     NotFound {
@@ -72,6 +78,12 @@ pub enum RegistryError {
     NoMatchingPlatform { platform: String, available: String },
     #[error("image platform {actual} does not match the requested {wanted}")]
     PlatformMismatch { wanted: String, actual: String },
+    #[error("transfer from registry {registry} failed: {message}")]
+    Transfer { registry: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::image::StoreError),
+    #[error("an image does not exist locally with the tag: {0}")]
+    NotLocal(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("{action} {reference}: {source}")]
