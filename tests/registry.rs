@@ -236,6 +236,18 @@ fn multi_platform_index_is_resolved_for_the_platform() {
     one_error_line(&err, &["linux/riscv64", "linux/arm/v7", "multi/app:v1"]);
     let (_, err) = env.fails(&root3, &["pull", "--platform", "linux", &name]);
     assert!(err.contains("invalid platform"), "{err}");
+    // A single-platform image must match an explicit --platform.
+    let (layout, _) = busybox_layout();
+    reg.skopeo_push(&layout, "latest", "single/busybox:latest");
+    let single = format!("{}/single/busybox:latest", reg.host());
+    let (code, err) = env.fails(&root3, &["pull", "--platform", "linux/s390x", &single]);
+    assert_eq!(code, 1);
+    one_error_line(
+        &err,
+        &["does not match the requested linux/s390x", "single/busybox"],
+    );
+    assert!(images_lines(&env, &root3).is_empty());
+    env.ok(&root3, &["pull", "-q", "--platform", &host, &single]);
 }
 
 #[test]

@@ -137,6 +137,16 @@ impl Client {
                         None
                     };
                     tracing::debug!(%host, %scheme, %status, ?challenge, "registry ping");
+                    // Credentials travel over plain http only to registries
+                    // the configuration calls insecure (loopback included).
+                    let creds = if scheme == "http" && !config.is_insecure(host) {
+                        if creds.is_some() {
+                            tracing::warn!(%host, "not sending credentials over plain http to a registry that is not in insecure-registries");
+                        }
+                        None
+                    } else {
+                        creds
+                    };
                     return Ok(Self {
                         http,
                         base,

@@ -28,7 +28,7 @@ pub mod sources;
 pub use config::RegistryConfig;
 pub use platform::Platform;
 pub use progress::Progress;
-pub use pull::{pull, pull_async, pull_outcome, PullOutcome};
+pub use pull::{pull, pull_async, pull_missing, pull_outcome, PullOutcome};
 pub use push::{push, push_async, PushOutcome};
 
 /// Errors talking to a registry.

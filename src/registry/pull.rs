@@ -117,6 +117,33 @@ pub fn pull(
     Ok(pull_outcome(root, reference, platform, progress)?.image)
 }
 
+/// Pulls an image a command needs but the store lacks, the way `docker run`
+/// does: `Unable to find image 'busybox:latest' locally`, the progress, then
+/// `Digest: …` and `Status: Downloaded newer image for busybox:latest`, all
+/// on stderr so the container's own stdout stays clean.
+pub fn pull_missing(
+    root: &StateRoot,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> Result<Image, RegistryError> {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "Unable to find image '{}' locally",
+        reference.familiar()
+    );
+    drop(err);
+    let outcome = pull_outcome(root, reference, platform, &Progress::auto())?;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "Digest: {}", outcome.digest);
+    let _ = writeln!(
+        err,
+        "Status: Downloaded newer image for {}",
+        reference.familiar()
+    );
+    Ok(outcome.image)
+}
+
 /// Like [`pull`], returning what the pull did.
 pub fn pull_outcome(
     root: &StateRoot,
@@ -365,11 +392,12 @@ async fn pull_from(
             }
         }
     };
-    progress.line(&format!("{by}: Pulling from {}", reference.repository()));
+    let pulling = format!("{by}: Pulling from {}", reference.repository());
 
     // Already here under this name: nothing to download.
     if let Ok(existing) = store.resolve(&reference.to_string()) {
         if existing.manifest_digest == manifest_digest {
+            progress.line(&pulling);
             record(store, reference, &repo_digest, &manifest_digest, false)?;
             let image = store.resolve(&reference.to_string())?;
             return Ok(PullOutcome {
@@ -382,12 +410,15 @@ async fn pull_from(
 
     let mut written: Vec<Digest> = Vec::new();
     let result = fetch_blobs(
-        store,
-        client,
-        reference,
+        &Source {
+            store,
+            client,
+            reference,
+        },
         &image_manifest,
         platform.filter(|_| !from_index),
         progress,
+        &pulling,
         &mut written,
     )
     .await;
@@ -476,15 +507,26 @@ fn record_sources(store: &ImageStore, reference: &Reference, m: &ImageManifest) 
     }
 }
 
+/// Where blobs come from and go to.
+struct Source<'a> {
+    store: &'a ImageStore,
+    client: &'a Client,
+    reference: &'a Reference,
+}
+
 async fn fetch_blobs(
-    store: &ImageStore,
-    client: &Client,
-    reference: &Reference,
+    source: &Source<'_>,
     m: &ImageManifest,
     check_platform: Option<&Platform>,
     progress: &Progress,
+    pulling: &str,
     written: &mut Vec<Digest>,
 ) -> Result<(), RegistryError> {
+    let Source {
+        store,
+        client,
+        reference,
+    } = *source;
     // The config first: it is small and says whether the layers fit.
     let config_digest = descriptor_digest(client, &m.config)?;
     if m.config.size > MAX_CONFIG_SIZE {
@@ -525,6 +567,8 @@ async fn fetch_blobs(
             });
         }
     }
+
+    progress.line(pulling);
 
     // Layers: skip those present, download the rest three at a time.
     let mut seen = std::collections::HashSet::new();
