@@ -151,6 +151,10 @@ fn skopeo_pushed_image_is_pulled_with_docker_output() {
     let by_digest = format!("{}/test/busybox@{}", reg.host(), w.digest);
     let (out, _) = env.ok(&root, &["pull", "-q", &by_digest]);
     assert_eq!(out.trim(), by_digest);
+    // Another name for the same image: its layer is already here.
+    reg.skopeo_push(&layout, "latest", "test/other:1");
+    let (_, err) = env.ok(&root, &["pull", &format!("{}/test/other:1", reg.host())]);
+    assert!(err.contains(&format!("{short}: Already exists")), "{err}");
     // The store is an OCI layout skopeo reads, with the same manifest.
     let store = format!("oci:{}/images:{name}", root.path().display());
     let raw = std::process::Command::new("skopeo")

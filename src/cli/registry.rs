@@ -95,6 +95,8 @@ pub fn pull(ctx: &Context, args: PullArgs) -> anyhow::Result<()> {
     };
     let outcome = registry::pull_outcome(&root, &reference, platform.as_ref(), &progress)
         .map_err(registry_exit)?;
+    // Let the bars settle before the summary lines.
+    drop(progress);
     if !args.quiet {
         writeln!(out, "Digest: {}", outcome.digest)?;
         if outcome.downloaded {
@@ -140,6 +142,7 @@ pub fn push(ctx: &Context, args: PushArgs) -> anyhow::Result<()> {
         Progress::auto()
     };
     let outcome = registry::push(&root, &reference, &progress).map_err(registry_exit)?;
+    drop(progress);
     if args.quiet {
         writeln!(out, "{reference}")?;
     } else {

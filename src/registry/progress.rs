@@ -71,7 +71,9 @@ impl Progress {
         match (&self.mode, &self.multi) {
             (Mode::Quiet, _) => {}
             (_, Some(multi)) => {
-                let _ = multi.println(text);
+                multi.suspend(|| {
+                    let _ = writeln!(std::io::stderr().lock(), "{text}");
+                });
             }
             (_, None) => {
                 let _ = writeln!(std::io::stderr().lock(), "{text}");
@@ -85,11 +87,7 @@ impl Progress {
             (Mode::Bars, Some(multi)) => {
                 let bar = multi.add(ProgressBar::new(0));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix}: {msg:<18} {wide_bar:.cyan/blue} {bytes}/{total_bytes}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{prefix}: {msg}").expect("valid template"),
                 );
                 bar.set_prefix(id.to_string());
                 bar.set_message(status.to_string());
@@ -101,6 +99,7 @@ impl Progress {
             id: id.to_string(),
             mode: self.mode,
             bar,
+            multi: self.multi.clone(),
         };
         if item.mode == Mode::Lines {
             item.print(status);
@@ -115,6 +114,7 @@ pub struct Item {
     id: String,
     mode: Mode,
     bar: Option<ProgressBar>,
+    multi: Option<Arc<MultiProgress>>,
 }
 
 impl Item {
@@ -138,6 +138,13 @@ impl Item {
     /// Starts byte counting towards `total`.
     pub fn start(&self, status: &str, total: u64) {
         if let Some(bar) = &self.bar {
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix}: {msg:<18} {wide_bar:.cyan/blue} {bytes}/{total_bytes}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
             bar.set_length(total);
             bar.set_position(0);
             bar.set_message(status.to_string());
@@ -161,14 +168,17 @@ impl Item {
         self.status(status);
     }
 
-    /// The final status; the bar stays on screen with it.
+    /// The final status, printed as a plain line.
     pub fn finish(&self, status: &str) {
         match &self.bar {
             Some(bar) => {
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix}: {msg}").expect("valid template"),
-                );
-                bar.finish_with_message(status.to_string());
+                // The finished line becomes plain text above the live bars,
+                // so nothing is left half-drawn when the last bar ends.
+                bar.finish_and_clear();
+                match &self.multi {
+                    Some(multi) => multi.suspend(|| self.print(status)),
+                    None => self.print(status),
+                }
             }
             None => self.status(status),
         }

@@ -579,7 +579,7 @@ async fn fetch_blobs(
             continue;
         }
         if store.has_blob(&digest) {
-            progress.item(digest_short(&digest), "Already exists");
+            progress.line(&format!("{}: Already exists", digest_short(&digest)));
             continue;
         }
         let item = progress.item(digest_short(&digest), "Pulling fs layer");
