@@ -763,6 +763,25 @@ fn credentials_never_follow_redirects_or_realms_to_other_hosts() {
             other
         );
     }
+    // A mirror never gets the credentials of the registry it mirrors.
+    let mirror = FakeServer::start("127.0.0.1", |_| {
+        Response::new(401).header("WWW-Authenticate", r#"Basic realm="mirror""#)
+    });
+    let dead = format!("127.0.0.1:{}", free_port());
+    let mirrored = Env::new(&format!(
+        "[registry-mirrors]\n\"{dead}\" = [\"http://{}\"]\n",
+        mirror.host()
+    ));
+    write_auths(&mirrored, &[dead.clone()]);
+    let (code, _) = mirrored.fails(&root, &["pull", "-q", &format!("{dead}/leak/test:x")]);
+    assert_eq!(code, 1);
+    let seen = mirror.requests();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|r| r.header("authorization").is_none()),
+        "{seen:?}"
+    );
+
     // The control realm on the registry's own host did receive them.
     assert!(realm_here
         .requests()

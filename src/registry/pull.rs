@@ -398,7 +398,7 @@ async fn pull_from(
     if let Ok(existing) = store.resolve(&reference.to_string()) {
         if existing.manifest_digest == manifest_digest {
             progress.line(&pulling);
-            record(store, reference, &repo_digest, &manifest_digest, false)?;
+            record(store, reference, &repo_digest, &manifest_digest)?;
             let image = store.resolve(&reference.to_string())?;
             return Ok(PullOutcome {
                 image,
@@ -481,7 +481,6 @@ fn record(
     reference: &Reference,
     repo_digest: &Digest,
     manifest_digest: &Digest,
-    _downloaded: bool,
 ) -> Result<(), RegistryError> {
     store.with_lock(|locked| {
         locked.set_repo_digest(
