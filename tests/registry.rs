@@ -772,7 +772,7 @@ fn credentials_never_follow_redirects_or_realms_to_other_hosts() {
         "[registry-mirrors]\n\"{dead}\" = [\"http://{}\"]\n",
         mirror.host()
     ));
-    write_auths(&mirrored, &[dead.clone()]);
+    write_auths(&mirrored, std::slice::from_ref(&dead));
     let (code, _) = mirrored.fails(&root, &["pull", "-q", &format!("{dead}/leak/test:x")]);
     assert_eq!(code, 1);
     let seen = mirror.requests();
