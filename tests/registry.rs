@@ -791,6 +791,58 @@ fn credentials_never_follow_redirects_or_realms_to_other_hosts() {
 }
 
 #[test]
+fn identity_tokens_use_the_oauth_refresh_grant() {
+    let same = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let realm_host = same.clone();
+    let server = FakeServer::start("127.0.0.1", move |req| {
+        if req.path.starts_with("/token") {
+            let body = String::from_utf8_lossy(&req.body);
+            if req.method == "POST"
+                && body.contains("grant_type=refresh_token")
+                && body.contains("refresh_token=refresh-me")
+            {
+                return Response::new(200).body(r#"{"access_token":"granted"}"#);
+            }
+            return Response::new(401);
+        }
+        match req.header("authorization") {
+            Some("Bearer granted") => Response::new(404),
+            _ => Response::new(401).header(
+                "WWW-Authenticate",
+                &format!(
+                    r#"Bearer realm="http://{}/token",service="fake",scope="repository:id/tok:pull""#,
+                    realm_host.lock().unwrap()
+                ),
+            ),
+        }
+    });
+    *same.lock().unwrap() = server.host();
+    let env = Env::new("");
+    fs::write(
+        env.docker_config(),
+        serde_json::json!({"auths": {server.host(): {"identitytoken": "refresh-me"}}}).to_string(),
+    )
+    .unwrap();
+    let root = TestRoot::new();
+    let name = format!("{}/id/tok:x", server.host());
+    let (code, err) = env.fails(&root, &["pull", &name]);
+    assert_eq!(code, 1);
+    // The token was granted and accepted: the registry said 404, not 401.
+    one_error_line(&err, &["not found", &name]);
+    let posts: Vec<Request> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/token"))
+        .collect();
+    assert!(
+        posts
+            .iter()
+            .all(|r| r.method == "POST" && r.header("authorization").is_none()),
+        "{posts:?}"
+    );
+}
+
+#[test]
 fn login_refuses_bad_usage() {
     let env = Env::new("");
     let root = TestRoot::new();

@@ -26,6 +26,9 @@ use super::config::RegistryConfig;
 use super::credentials::Credentials;
 use super::RegistryError;
 
+/// The user name credential helpers give for an identity (refresh) token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
 /// Redirects followed before giving up.
 const MAX_REDIRECTS: usize = 10;
 
@@ -263,9 +266,9 @@ impl Client {
                 q.append_pair("scope", scope);
             }
         }
-        let auth = match &self.creds {
+        let creds = match &self.creds {
             Some(c) if auth::realm_may_get_credentials(self.base.scheme(), &self.host, &url) => {
-                Some(c.basic_header())
+                Some(c)
             }
             Some(_) => {
                 tracing::warn!(realm = %url, registry = %self.host, "not sending credentials to a token realm on another host");
@@ -273,8 +276,46 @@ impl Client {
             }
             None => None,
         };
+        let request = match creds {
+            // An identity token (from `docker login` with OAuth, or a
+            // credential helper) is exchanged with the OAuth2 refresh-token
+            // grant: distribution's spec/auth/oauth.md.
+            Some(c) if c.username == IDENTITY_TOKEN_USER => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.append_pair("grant_type", "refresh_token");
+                if let Some(s) = service {
+                    form.append_pair("service", s);
+                }
+                form.append_pair("scope", &scopes.join(" "));
+                form.append_pair("client_id", "berth");
+                form.append_pair("refresh_token", &c.secret);
+                let mut post = Url::parse(realm).expect("parsed above");
+                post.set_query(None);
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-www-form-urlencoded"),
+                );
+                (
+                    Method::POST,
+                    post,
+                    headers,
+                    Some(Bytes::from(form.finish())),
+                    None,
+                )
+            }
+            Some(c) => (
+                Method::GET,
+                url.clone(),
+                HeaderMap::new(),
+                None,
+                Some(c.basic_header()),
+            ),
+            None => (Method::GET, url.clone(), HeaderMap::new(), None, None),
+        };
+        let (method, target, headers, body, auth) = request;
         let resp = self
-            .follow(Method::GET, url.clone(), HeaderMap::new(), None, auth, &url)
+            .follow(method, target.clone(), headers, body, auth, &target)
             .await
             .map_err(|e| match e {
                 RegistryError::Unreachable { message, .. } => RegistryError::Unreachable {

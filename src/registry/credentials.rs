@@ -198,6 +198,16 @@ impl DockerConfig {
             path: self.path.clone(),
             message,
         };
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(Some(Credentials {
+                username: super::client::IDENTITY_TOKEN_USER.to_string(),
+                secret: token.to_string(),
+            }));
+        }
         if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
             if auth.is_empty() {
                 return Ok(None);
@@ -412,7 +422,8 @@ mod tests {
                 "https://index.docker.io/v1/": {"auth": "dXNlcjpwYXNz"},
                 "https://reg.example:5000/v2/": {"auth": "YTpiOmM="},
                 "plain.example": {"username": "u", "password": "p"},
-                "empty.example": {}
+                "empty.example": {},
+                "oauth.example": {"auth": "", "identitytoken": "refresh-me"}
             }, "other": 1}"#,
         );
         let hub = c.get("docker.io").unwrap().unwrap();
@@ -425,6 +436,11 @@ mod tests {
         assert_eq!((reg.username.as_str(), reg.secret.as_str()), ("a", "b:c"));
         assert_eq!(c.get("plain.example").unwrap().unwrap().secret, "p");
         assert!(c.get("empty.example").unwrap().is_none());
+        let oauth = c.get("oauth.example").unwrap().unwrap();
+        assert_eq!(
+            (oauth.username.as_str(), oauth.secret.as_str()),
+            ("<token>", "refresh-me")
+        );
         assert!(c.get("reg.example").unwrap().is_none());
         assert!(c.get("nowhere").unwrap().is_none());
     }

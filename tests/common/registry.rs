@@ -511,6 +511,7 @@ pub struct Request {
     pub path: String,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -645,6 +646,7 @@ fn serve(mut stream: TcpStream, handler: &Handler, requests: &std::sync::Mutex<V
             method,
             path,
             headers,
+            body,
         };
         requests.lock().unwrap().push(req.clone());
         let resp = handler(&req);
