@@ -125,9 +125,12 @@ for k in "berth pull" "skopeo copy (pull to oci dir)" "berth push" "skopeo copy 
   printf '  %-34s %s   [%s]\n' "$k" "$(printf '%s' "${times[$k]}" | median)" "$(printf '%s' "${times[$k]}" | sort -g | tr '\n' ' ')"
 done
 for engine in docker podman; do
-  if command -v "$engine" >/dev/null && "$engine" info >/dev/null 2>&1; then
-    echo "  $engine is installed and running, but not compared by this script"
+  if ! command -v "$engine" >/dev/null; then
+    echo "  $engine pull/push: not measured ($engine is not installed; it needs an engine — dockerd, or podman's container storage — that cannot run in this VM)"
+  elif ! "$engine" info >/dev/null 2>&1; then
+    echo "  $engine pull/push: not measured ($engine is installed but its engine does not run here)"
   else
-    echo "  $engine: not measured (no running engine on this host: docker needs dockerd, podman its storage driver)"
+    echo "  $engine is installed and running, but this script does not drive it"
   fi
 done
+echo "(berth pull = manifest + verified blobs into its store, like skopeo's copy to an OCI dir; layers are unpacked later, on first use)"
