@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod image;
 pub mod project;
+pub mod registry;
 pub mod state;

@@ -10,6 +10,7 @@ pub mod image;
 pub mod info;
 pub mod output;
 pub mod project;
+pub mod registry;
 
 use std::path::PathBuf;
 
@@ -71,6 +72,14 @@ pub enum Command {
     /// Print the JSON Schema of berth.toml
     #[command(name = "__schema", hide = true)]
     Schema,
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -167,5 +176,9 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Image(c) => image::run_group(ctx, c),
         Command::Config(args) => project::config(ctx, args),
         Command::Schema => project::schema(),
+        Command::Pull(a) => registry::pull(ctx, a),
+        Command::Push(a) => registry::push(ctx, a),
+        Command::Login(a) => registry::login(ctx, a),
+        Command::Logout(a) => registry::logout(ctx, a),
     }
 }

@@ -415,6 +415,93 @@ impl ImageStore {
         self.write_index(&index)
     }
 
+    /// Records `reference` (`name@digest`) as a repo digest of the manifest
+    /// `manifest_digest`, as a pull or push does. The digest is the one the
+    /// registry serves for the image: for a multi-platform image the index's,
+    /// which differs from the stored manifest's. It replaces an older repo
+    /// digest of the same repository for this manifest, and the same name
+    /// given to another manifest.
+    pub fn set_repo_digest(
+        &self,
+        reference: &Reference,
+        manifest_digest: &Digest,
+    ) -> Result<(), StoreError> {
+        let _lock = self.root.lock()?;
+        self.set_repo_digest_locked(reference, manifest_digest)
+    }
+
+    fn set_repo_digest_locked(
+        &self,
+        reference: &Reference,
+        manifest_digest: &Digest,
+    ) -> Result<(), StoreError> {
+        if reference.digest().is_none() || reference.tag().is_some() {
+            return Err(StoreError::Invalid {
+                what: format!("reference {}", reference.familiar()),
+                reason: "a repo digest is NAME@DIGEST, without a tag".into(),
+            });
+        }
+        let mut index = self.read_index()?;
+        let template = index
+            .manifests
+            .iter()
+            .find(|d| &d.digest == manifest_digest)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(manifest_digest.to_string()))?;
+        let name = reference.to_string();
+        let repo = reference.name();
+        let removed: Vec<Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| {
+                let same_repo_digest = &d.digest == manifest_digest
+                    && d.ref_name()
+                        .and_then(|n| Reference::parse(n).ok())
+                        .is_some_and(|r| r.digest().is_some() && r.name() == repo);
+                same_repo_digest || d.ref_name() == Some(&name)
+            })
+            .cloned()
+            .collect();
+        index.manifests.retain(|d| !removed.contains(d));
+        index
+            .manifests
+            .retain(|d| !(&d.digest == manifest_digest && d.ref_name().is_none()));
+        let mut desc = template;
+        desc.annotations.clear();
+        desc.annotations.insert(ANNOTATION_REF_NAME.into(), name);
+        index.manifests.push(desc);
+        for old in removed {
+            keep_dangling(&mut index, &old);
+        }
+        self.write_index(&index)
+    }
+
+    /// Deletes those of `digests` that no manifest in the index refers to:
+    /// the blobs a failed pull wrote, so that it leaves nothing behind. When
+    /// a manifest in the index cannot be read, nothing is deleted.
+    pub fn discard_unreferenced(&self, digests: &[Digest]) -> Result<(), StoreError> {
+        let _lock = self.root.lock()?;
+        let index = self.read_index()?;
+        let mut keep: HashSet<Digest> = HashSet::new();
+        for md in group(&index).into_keys() {
+            let Ok(img) = self.load(&index, &md) else {
+                return Ok(());
+            };
+            keep.insert(md);
+            keep.insert(img.id.clone());
+            keep.extend(img.layout_manifest.layers.iter().map(|l| l.digest.clone()));
+        }
+        for d in digests.iter().filter(|d| !keep.contains(d)) {
+            let p = self.blob_path(d);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&p)(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the name `reference`. The image stays in the store, untagged
     /// (dangling), if nothing else names it. Returns the manifest it named.
     pub fn untag(&self, reference: &Reference) -> Result<Digest, StoreError> {
@@ -448,6 +535,12 @@ impl ImageStore {
         if !looks_like_id {
             if let Ok(r) = Reference::parse(name_or_id) {
                 if let Some(digest) = r.digest() {
+                    // A repo digest recorded by a pull (for a multi-platform
+                    // image, the index's digest, not the manifest's).
+                    let name = r.to_string();
+                    if let Some(d) = index.manifests.iter().find(|d| d.ref_name() == Some(&name)) {
+                        return self.load(&index, &d.digest);
+                    }
                     for md in entries.keys() {
                         if md == digest {
                             let img = self.load(&index, md)?;
@@ -890,6 +983,16 @@ impl Locked<'_> {
     /// [`ImageStore::tag`] without taking the lock again.
     pub fn tag(&self, reference: &Reference, manifest_digest: &Digest) -> Result<(), StoreError> {
         self.store.tag_locked(reference, manifest_digest)
+    }
+
+    /// [`ImageStore::set_repo_digest`] without taking the lock again.
+    pub fn set_repo_digest(
+        &self,
+        reference: &Reference,
+        manifest_digest: &Digest,
+    ) -> Result<(), StoreError> {
+        self.store
+            .set_repo_digest_locked(reference, manifest_digest)
     }
 
     /// [`ImageStore::put_manifest`] without taking the lock again.
