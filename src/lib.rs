@@ -6,4 +6,5 @@ pub mod cli;
 pub mod image;
 pub mod project;
 pub mod registry;
+pub mod runtime;
 pub mod state;
