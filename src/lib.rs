@@ -3,4 +3,5 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod cli;
+pub mod network;
 pub mod state;

@@ -7,6 +7,7 @@
 //! chooses through [`Exit`]).
 
 pub mod info;
+pub mod network;
 pub mod output;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Show where berth keeps its state and what the host supports
     Info,
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -133,5 +137,6 @@ pub fn report(err: &anyhow::Error) -> i32 {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info => info::run(ctx),
+        Command::Network(cmd) => network::run(ctx, cmd),
     }
 }
