@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -295,6 +295,15 @@ fn published_port_reachable_on_loopback_and_host_address() {
     http_get(&format!("{}:80", p.endpoints[0].1.ip));
     assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello from berth"));
     assert!(http_get(&format!("{}:{port}", host_address())).contains("hello from berth"));
+    // Hairpin: the container reaches its own published port through the
+    // host's address (DNAT back onto the bridge plus masquerade).
+    let url = format!("http://{}:{port}/index.html", host_address());
+    let out = ns.exec(&["busybox", "wget", "-q", "-O", "-", &url]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hello from berth"),
+        "hairpin fetch of {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The port is now berth's: preflight names the container.
     let e = env
         .nets
@@ -581,13 +590,11 @@ fn cli_network_commands() {
     assert!(e.contains("invalid network name"), "{e}");
 }
 
-#[test]
-fn outbound_nat_masquerades_to_a_host_side_peer() {
-    // "The outside world" is another namespace reached only through the
-    // host over a /30 that knows no route back to the container subnet: the
-    // container reaches it only if berth masquerades.
-    let mut env = Env::new();
-    let net = env.create(&format!("t{}", suffix()));
+/// "The outside world": a namespace reached only through the host over a
+/// random /30 of 198.18.0.0/15 that has no route back to container subnets,
+/// so a container reaches it only through berth's masquerade. Returns the
+/// namespace (its drop deletes the veth pair) and its address.
+fn outside_world() -> (Netns, Ipv4Addr) {
     let outside = Netns::new();
     let third = 1 + rand::random::<u8>() % 250;
     let fourth = (rand::random::<u8>() % 63) * 4;
@@ -616,6 +623,17 @@ fn outbound_nat_masquerades_to_a_host_side_peer() {
         &o,
     ]);
     ip(&["-n", &outside.name, "link", "set", &o, "up"]);
+    (outside, oip.parse().unwrap())
+}
+
+#[test]
+fn outbound_nat_masquerades_to_a_host_side_peer() {
+    // "The outside world" is another namespace reached only through the
+    // host over a /30 that knows no route back to the container subnet: the
+    // container reaches it only if berth masquerades.
+    let mut env = Env::new();
+    let net = env.create(&format!("t{}", suffix()));
+    let (outside, oip) = outside_world();
     let ns = Netns::new();
     env.start(
         "out",
@@ -632,11 +650,56 @@ fn outbound_nat_masquerades_to_a_host_side_peer() {
             .trim(),
         "1"
     );
-    assert!(
-        ping(&ns, oip.parse().unwrap()),
-        "container cannot reach {oip} through NAT"
-    );
+    assert!(ping(&ns, oip), "container cannot reach {oip} through NAT");
     // Deleting `outside` deletes the veth pair with it.
     drop(outside);
-    let _ = Path::new("/");
+}
+
+#[test]
+fn internal_network_has_no_way_out_and_busy_network_is_kept() {
+    let mut env = Env::new();
+    let name = format!("i{}", suffix());
+    let net = env
+        .nets
+        .create(&network::CreateOptions {
+            name: name.clone(),
+            internal: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let (a, b) = (Netns::new(), Netns::new());
+    let j = || {
+        vec![Join {
+            network: Some(name.clone()),
+            aliases: vec![],
+        }]
+    };
+    let pb = env.start("b", &b, j(), &[]);
+    env.start("a", &a, j(), &[]);
+    assert!(
+        ping(&a, pb.endpoints[0].1.ip),
+        "peers on an internal network must reach each other"
+    );
+    let (_outside, oip) = outside_world();
+    assert!(
+        !ping(&a, oip),
+        "a container on an internal network reached {oip}"
+    );
+    let e = env.nets.remove(&name).unwrap_err().to_string();
+    assert!(
+        e.contains("has active endpoints (a, b)") || e.contains("has active endpoints (b, a)"),
+        "{e}"
+    );
+    assert!(berth::network::link::link_exists(&net.bridge).unwrap());
+    for bad in ["../../etc", "a/b", "", "-x"] {
+        let e = env
+            .nets
+            .create(&network::CreateOptions {
+                name: bad.into(),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid network name"), "{bad}: {e}");
+    }
 }

@@ -21,7 +21,9 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder,
+};
 
 /// Errors from netlink operations.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +283,25 @@ pub fn attach_veth(spec: &VethSpec) -> Result<(), LinkError> {
         h.link().add(msg).execute().await.map_err(nl(format!(
             "create veth {} for {}",
             s.host_ifname, s.bridge
-        )))
+        )))?;
+        // Hairpin: with br_netfilter loaded, a container's packet DNAT-ed
+        // back to itself (its own published port via a host address) is
+        // bridged out of the port it came in on, which needs hairpin mode.
+        let port = index_of(&h, &s.host_ifname)
+            .await?
+            .ok_or_else(|| LinkError::NoLink(s.host_ifname.clone()))?
+            .header
+            .index;
+        let r = h
+            .link()
+            .set_port(LinkBridgePort::new(port).hairpin(true).build())
+            .execute()
+            .await
+            .map_err(nl(format!("set hairpin mode on {}", s.host_ifname)));
+        if r.is_err() {
+            let _ = h.link().del(port).execute().await;
+        }
+        r
     })?;
     let s = spec.clone();
     let r = in_netns(&spec.netns, move || {
