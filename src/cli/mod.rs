@@ -6,9 +6,11 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod image;
 pub mod info;
 pub mod network;
 pub mod output;
+pub mod project;
 
 use std::path::PathBuf;
 
@@ -48,6 +50,28 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Show where berth keeps its state and what the host supports
     Info,
+    /// Make an image from a rootfs tarball
+    Import(image::ImportArgs),
+    /// Write images to a tar archive (docker-archive or OCI)
+    Save(image::SaveArgs),
+    /// Load images from a tar archive
+    Load(image::LoadArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Give an image another name
+    Tag(image::TagArgs),
+    /// Remove images
+    Rmi(image::RmiArgs),
+    /// Show images as JSON
+    Inspect(image::InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Print the project's resolved manifest (after interpolation, merging and defaults)
+    Config(project::ConfigArgs),
+    /// Print the JSON Schema of berth.toml
+    #[command(name = "__schema", hide = true)]
+    Schema,
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
@@ -137,6 +161,16 @@ pub fn report(err: &anyhow::Error) -> i32 {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info => info::run(ctx),
+        Command::Import(a) => image::import_cmd(ctx, a),
+        Command::Save(a) => image::save(ctx, a),
+        Command::Load(a) => image::load(ctx, a),
+        Command::Images(a) => image::images(ctx, a),
+        Command::Tag(a) => image::tag(ctx, a),
+        Command::Rmi(a) => image::rmi(ctx, a),
+        Command::Inspect(a) => image::inspect(ctx, a),
+        Command::Image(c) => image::run_group(ctx, c),
+        Command::Config(args) => project::config(ctx, args),
+        Command::Schema => project::schema(),
         Command::Network(cmd) => network::run(ctx, cmd),
     }
 }
