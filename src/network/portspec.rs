@@ -197,6 +197,25 @@ pub fn parse_all<S: AsRef<str>>(specs: &[S]) -> Result<Vec<PortRequest>, PortSpe
     Ok(out)
 }
 
+/// `-P`: every port of the image's `ExposedPorts` (`"80/tcp"`, `"53/udp"`,
+/// `"8000-8002/tcp"`) published on a random host port.
+pub fn exposed<S: AsRef<str>>(keys: &[S]) -> Result<Vec<PortRequest>, PortSpecError> {
+    let mut out = Vec::new();
+    for k in keys {
+        let k = k.as_ref();
+        if k.contains(':') {
+            return Err(PortSpecError {
+                spec: k.to_string(),
+                reason: "an exposed port names no host port".into(),
+            });
+        }
+        out.extend(parse(k)?);
+    }
+    out.sort_by_key(|r| (r.container_port, r.proto));
+    out.dedup();
+    Ok(out)
+}
+
 fn parse_port(text: &str, what: &str) -> Result<u16, String> {
     if text.is_empty() {
         return Err(format!("{what} is missing"));
@@ -273,6 +292,17 @@ mod tests {
             let got = parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"));
             assert_eq!(show(&got), want, "spec {spec}");
         }
+    }
+
+    #[test]
+    fn exposed_ports_get_random_host_ports() {
+        let got = exposed(&["8080/tcp", "53/udp", "80", "80/tcp", "9000-9001/tcp"]).unwrap();
+        assert_eq!(
+            show(&got),
+            "*:?->53/udp *:?->80/tcp *:?->8080/tcp *:?->9000/tcp *:?->9001/tcp"
+        );
+        assert!(exposed(&["1:2/tcp"]).is_err());
+        assert!(exposed(&["x/tcp"]).is_err());
     }
 
     #[test]
