@@ -475,6 +475,24 @@ fn repair_frees_dead_containers_and_stale_rules() {
     let rec = env.nets.get(&net.name).unwrap();
     let ips: HashSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.ip).collect();
     assert_eq!(ips.len(), rec.endpoints.len());
+    // Rules flushed behind berth's back come back with the next repair.
+    let table = env.nets.nat().table.clone();
+    let ok = Command::new("nft")
+        .args(["flush", "table", "ip", &table])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let live: HashSet<String> = rec.endpoints.keys().cloned().collect();
+    let report = env.nets.repair(&live).unwrap();
+    assert_eq!(report.restored_rules, vec![net.name.clone()]);
+    assert!(env
+        .nets
+        .nat()
+        .rules()
+        .unwrap()
+        .iter()
+        .any(|r| r.chain == "masq"));
     // A second repair has nothing to do.
     let live: HashSet<String> = rec.endpoints.keys().cloned().collect();
     assert_eq!(env.nets.repair(&live).unwrap(), Default::default());

@@ -138,6 +138,8 @@ pub struct RepairReport {
     pub removed_ports: usize,
     pub removed_rule_owners: Vec<String>,
     pub recreated_bridges: Vec<String>,
+    /// Networks whose nft rules were missing and were put back.
+    pub restored_rules: Vec<String>,
 }
 
 /// Network settings from the `[network]` table of `ROOT/config.toml`:
@@ -716,6 +718,16 @@ impl Networks {
             if !link::link_exists(&n.bridge)? {
                 self.setup_kernel(&n)?;
                 report.recreated_bridges.push(n.bridge.clone());
+            } else if !self
+                .nat
+                .rules()?
+                .iter()
+                .any(|r| r.owner.as_deref() == Some(&*nat::net_owner(&n.id)))
+            {
+                // The bridge survived but berth's rules did not (e.g. someone
+                // flushed the ruleset): put them back.
+                self.setup_kernel(&n)?;
+                report.restored_rules.push(n.name.clone());
             }
         }
         let mut table = store::load_ports(&self.root)?;
