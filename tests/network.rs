@@ -485,7 +485,14 @@ fn repair_frees_dead_containers_and_stale_rules() {
     assert!(ok);
     let live: HashSet<String> = rec.endpoints.keys().cloned().collect();
     let report = env.nets.repair(&live).unwrap();
-    assert_eq!(report.restored_rules, vec![net.name.clone()]);
+    assert_eq!(report.restored_rules, vec![net.name.clone(), alive.clone()]);
+    assert!(env
+        .nets
+        .nat()
+        .rules()
+        .unwrap()
+        .iter()
+        .any(|r| r.owner.as_deref() == Some(&*format!("berth:ctr:{alive}"))));
     assert!(env
         .nets
         .nat()

@@ -737,7 +737,32 @@ impl Networks {
         if report.removed_ports > 0 {
             store::save_ports(&self.root, &table)?;
         }
-        let nets: Vec<String> = self.list()?.into_iter().map(|n| n.id).collect();
+        // Running containers (their veth exists) whose DNAT rules vanished
+        // get them back.
+        let rules = self.nat.rules()?;
+        let all = self.list()?;
+        let mut by_ctr: std::collections::BTreeMap<&str, Vec<nat::Dnat>> = Default::default();
+        for p in &table {
+            by_ctr.entry(&p.container_id).or_default().push(nat::Dnat {
+                host_ip: p.host_ip,
+                host_port: p.host_port,
+                proto: p.proto,
+                container_ip: p.container_ip,
+                container_port: p.container_port,
+            });
+        }
+        for (c, dnat) in by_ctr {
+            let owner = nat::ctr_owner(c);
+            let plugged = all.iter().any(|n| {
+                n.endpoints.contains_key(c)
+                    && link::link_exists(&names::host_veth(c, &n.id)).unwrap_or(false)
+            });
+            if plugged && !rules.iter().any(|r| r.owner.as_deref() == Some(&*owner)) {
+                self.nat.add_container(c, &dnat)?;
+                report.restored_rules.push(c.to_string());
+            }
+        }
+        let nets: Vec<String> = all.into_iter().map(|n| n.id).collect();
         let live_v: Vec<String> = live.iter().cloned().collect();
         report.removed_rule_owners = self.nat.repair(&live_v, &nets)?;
         if let Ok(dirs) = std::fs::read_dir(self.root.path().join("networks/containers")) {
