@@ -459,7 +459,7 @@ fn repair_frees_dead_containers_and_stale_rules() {
     // "Crash": berth never released dead; its netns vanished.
     drop(b);
     let live: HashSet<String> = [alive.clone()].into_iter().collect();
-    let report = env.nets.repair(&live).unwrap();
+    let report = env.nets.repair(|| live.clone()).unwrap();
     assert_eq!(report.freed_endpoints, vec![format!("{}:dead", net.name)]);
     assert_eq!(report.removed_ports, 1);
     assert_eq!(
@@ -484,7 +484,7 @@ fn repair_frees_dead_containers_and_stale_rules() {
         .success();
     assert!(ok);
     let live: HashSet<String> = rec.endpoints.keys().cloned().collect();
-    let report = env.nets.repair(&live).unwrap();
+    let report = env.nets.repair(|| live.clone()).unwrap();
     assert_eq!(report.restored_rules, vec![net.name.clone(), alive.clone()]);
     assert!(env
         .nets
@@ -502,7 +502,10 @@ fn repair_frees_dead_containers_and_stale_rules() {
         .any(|r| r.chain == "masq"));
     // A second repair has nothing to do.
     let live: HashSet<String> = rec.endpoints.keys().cloned().collect();
-    assert_eq!(env.nets.repair(&live).unwrap(), Default::default());
+    assert_eq!(
+        env.nets.repair(|| live.clone()).unwrap(),
+        Default::default()
+    );
 }
 
 #[test]

@@ -23,8 +23,8 @@
 //!    addresses stay allocated (the container keeps them on restart).
 //! 5. [`Networks::release`] — on rm: everything of the container goes.
 //!
-//! [`Networks::repair`] is run by the next command after a crash with the
-//! set of containers that still exist.
+//! [`Networks::repair`] is run by the next command after a crash with (a
+//! function returning) the set of containers that still exist.
 
 pub mod hosts;
 pub mod ipam;
@@ -699,8 +699,13 @@ impl Networks {
     /// Frees what belongs to containers not in `live` (allocations, ports,
     /// veths, rules, name files), removes rules of vanished networks and
     /// re-creates missing bridges of known networks. Safe to run any time.
-    pub fn repair(&self, live: &HashSet<String>) -> Result<RepairReport, NetError> {
+    ///
+    /// `live` is evaluated under the root lock: a container recorded before
+    /// its network allocations are made (the runtime's order) can then never
+    /// be mistaken for a dead one by a concurrent repair.
+    pub fn repair(&self, live: impl FnOnce() -> HashSet<String>) -> Result<RepairReport, NetError> {
         let _lock = self.root.lock()?;
+        let live = &live();
         let mut report = RepairReport::default();
         let mut changed = Vec::new();
         for mut n in self.list()? {
