@@ -127,7 +127,11 @@ fn init_logging(global: &GlobalOpts) {
         (None, _) => "trace".to_string(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // netlink-packet-route warns about every attribute newer than
+        // itself (e.g. IFLA_INET6_CONF on new kernels): noise for users.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{level},netlink_packet_route=error"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -617,7 +617,22 @@ impl Networks {
             .join("networks/containers")
             .join(container_id);
         let _ = std::fs::remove_dir_all(dir);
-        self.refresh_hosts(&changed)
+        self.refresh_hosts(&changed)?;
+        self.drop_empty_default()
+    }
+
+    /// The default network exists only while a container uses it: berth has
+    /// no daemon to own an idle bridge, so an empty one is removed (and made
+    /// again by the next container that needs it).
+    fn drop_empty_default(&self) -> Result<(), NetError> {
+        if let Some(d) = self
+            .list()?
+            .into_iter()
+            .find(|n| n.default && n.endpoints.is_empty())
+        {
+            self.remove_locked(d)?;
+        }
+        Ok(())
     }
 
     /// Connects an existing container to one more network (`network
@@ -778,7 +793,45 @@ impl Networks {
             }
         }
         self.refresh_hosts(&changed)?;
+        self.drop_empty_default()?;
         Ok(report)
+    }
+}
+
+/// What `--network MODE` means for berth networks: `None` for `none` and
+/// `host` (no berth network), `Some(None)` for the default network
+/// (`default`, `bridge`, `berth0`), `Some(Some(name))` for a user network.
+pub fn mode_network(mode: &str) -> Option<Option<&str>> {
+    match mode {
+        "none" | "host" => None,
+        "default" | "bridge" | DEFAULT_NETWORK => Some(None),
+        name => Some(Some(name)),
+    }
+}
+
+impl Networks {
+    /// The container's generated `hosts` and `resolv.conf`, if it was
+    /// prepared on a berth network.
+    pub fn files(&self, container_id: &str) -> Option<(PathBuf, PathBuf)> {
+        let dir = self
+            .root
+            .path()
+            .join("networks/containers")
+            .join(container_id);
+        let (h, r) = (dir.join("hosts"), dir.join("resolv.conf"));
+        (h.is_file() && r.is_file()).then_some((h, r))
+    }
+
+    /// The container's endpoints as (network name, endpoint), in interface
+    /// order.
+    pub fn endpoints_of(&self, container_id: &str) -> Result<Vec<(String, Endpoint)>, NetError> {
+        let mut out: Vec<(String, Endpoint)> = self
+            .list()?
+            .into_iter()
+            .filter_map(|n| n.endpoints.get(container_id).cloned().map(|e| (n.name, e)))
+            .collect();
+        out.sort_by(|a, b| a.1.ifname.cmp(&b.1.ifname));
+        Ok(out)
     }
 }
 
@@ -825,6 +878,16 @@ mod tests {
         assert!(matches!(find(&all, "ab"), Err(NetError::Ambiguous(_))));
         assert!(matches!(find(&all, "zz"), Err(NetError::NotFound(_))));
         assert!(matches!(find(&all, ""), Err(NetError::NotFound(_))));
+    }
+
+    #[test]
+    fn network_modes() {
+        assert_eq!(mode_network("none"), None);
+        assert_eq!(mode_network("host"), None);
+        assert_eq!(mode_network("default"), Some(None));
+        assert_eq!(mode_network("bridge"), Some(None));
+        assert_eq!(mode_network("berth0"), Some(None));
+        assert_eq!(mode_network("web"), Some(Some("web")));
     }
 
     #[test]

@@ -127,6 +127,22 @@ impl PublishedPort {
     }
 }
 
+/// `docker ps`'s PORTS text: `0.0.0.0:8080->80/tcp, 127.0.0.1:9000->53/udp`.
+pub fn ps_ports(ports: &[PublishedPort]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let ip = match p.host_ip {
+                None => "0.0.0.0".to_string(),
+                Some(IpAddr::V6(v6)) => format!("[{v6}]"),
+                Some(ip) => ip.to_string(),
+            };
+            format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn dir(root: &StateRoot) -> Result<PathBuf, StoreError> {
     Ok(root.subdir("networks")?)
 }
@@ -251,5 +267,14 @@ mod tests {
             container_port: 80,
         };
         assert_eq!(p.docker_line(), "80/tcp -> 0.0.0.0:8080");
+        let q = PublishedPort {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            proto: Proto::Udp,
+            ..p.clone()
+        };
+        assert_eq!(
+            ps_ports(&[p, q]),
+            "0.0.0.0:8080->80/tcp, 127.0.0.1:8080->80/udp"
+        );
     }
 }
