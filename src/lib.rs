@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod image;
+pub mod network;
 pub mod project;
 pub mod registry;
 pub mod runtime;

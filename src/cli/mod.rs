@@ -12,6 +12,7 @@ pub mod exec;
 pub mod image;
 pub mod info;
 pub mod inspect;
+pub mod network;
 pub mod oci;
 pub mod output;
 pub mod project;
@@ -121,6 +122,9 @@ pub enum Command {
     Oci(oci::OciCommand),
     #[command(name = "__supervise", hide = true)]
     Supervise(container::SuperviseArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
 }
 
 /// `berth container ...`.
@@ -185,7 +189,11 @@ fn init_logging(global: &GlobalOpts) {
         (None, _) => "trace".to_string(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // netlink-packet-route warns about every attribute newer than
+        // itself (e.g. IFLA_INET6_CONF on new kernels): noise for users.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{level},netlink_packet_route=error"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -251,5 +259,6 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
         Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
+        Command::Network(cmd) => network::run(ctx, cmd),
     }
 }
