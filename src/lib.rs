@@ -3,5 +3,9 @@
 //! See ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod cli;
+pub mod image;
+pub mod network;
+pub mod project;
+pub mod registry;
 pub mod runtime;
 pub mod state;

@@ -9,10 +9,15 @@
 pub mod container;
 pub mod container_image;
 pub mod exec;
+pub mod image;
 pub mod info;
+pub mod inspect;
+pub mod network;
 pub mod oci;
 pub mod output;
+pub mod project;
 pub mod ps;
+pub mod registry;
 pub mod stream;
 
 use std::path::PathBuf;
@@ -53,6 +58,36 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Show where berth keeps its state and what the host supports
     Info,
+    /// Make an image from a rootfs tarball
+    Import(image::ImportArgs),
+    /// Write images to a tar archive (docker-archive or OCI)
+    Save(image::SaveArgs),
+    /// Load images from a tar archive
+    Load(image::LoadArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Give an image another name
+    Tag(image::TagArgs),
+    /// Remove images
+    Rmi(image::RmiArgs),
+    /// Show containers or images as JSON (containers first, like docker inspect)
+    Inspect(inspect::InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Print the project's resolved manifest (after interpolation, merging and defaults)
+    Config(project::ConfigArgs),
+    /// Print the JSON Schema of berth.toml
+    #[command(name = "__schema", hide = true)]
+    Schema,
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Create and run a new container from an image
     Run(container::RunArgs),
     /// Create a new container
@@ -77,8 +112,6 @@ pub enum Command {
     Attach(container::AttachArgs),
     /// Block until containers stop, then print their exit codes
     Wait(container::WaitArgs),
-    /// Return low-level information on containers
-    Inspect(ps::InspectArgs),
     /// Display the running processes of a container
     Top(ps::TopArgs),
     /// Manage containers
@@ -89,6 +122,9 @@ pub enum Command {
     Oci(oci::OciCommand),
     #[command(name = "__supervise", hide = true)]
     Supervise(container::SuperviseArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
 }
 
 /// `berth container ...`.
@@ -153,7 +189,11 @@ fn init_logging(global: &GlobalOpts) {
         (None, _) => "trace".to_string(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // netlink-packet-route warns about every attribute newer than
+        // itself (e.g. IFLA_INET6_CONF on new kernels): noise for users.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{level},netlink_packet_route=error"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -187,6 +227,20 @@ pub fn report(err: &anyhow::Error) -> i32 {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info => info::run(ctx),
+        Command::Import(a) => image::import_cmd(ctx, a),
+        Command::Save(a) => image::save(ctx, a),
+        Command::Load(a) => image::load(ctx, a),
+        Command::Images(a) => image::images(ctx, a),
+        Command::Tag(a) => image::tag(ctx, a),
+        Command::Rmi(a) => image::rmi(ctx, a),
+        Command::Inspect(a) => inspect::run(ctx, a),
+        Command::Image(c) => image::run_group(ctx, c),
+        Command::Config(args) => project::config(ctx, args),
+        Command::Schema => project::schema(),
+        Command::Pull(a) => registry::pull(ctx, a),
+        Command::Push(a) => registry::push(ctx, a),
+        Command::Login(a) => registry::login(ctx, a),
+        Command::Logout(a) => registry::logout(ctx, a),
         Command::Run(a) => container::run(ctx, a),
         Command::Create(a) => container::create(ctx, a),
         Command::Start(a) => container::start(ctx, a),
@@ -199,12 +253,12 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Exec(a) => exec::exec(ctx, a),
         Command::Attach(a) => container::attach(ctx, a),
         Command::Wait(a) => container::wait(ctx, a),
-        Command::Inspect(a) => ps::inspect(ctx, a),
         Command::Top(a) => ps::top(ctx, a),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
         Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
+        Command::Network(cmd) => network::run(ctx, cmd),
     }
 }
