@@ -1,8 +1,15 @@
 //! Where `run`/`create` get an image from: the name as the user typed it,
 //! resolved to the layer directories and config a container needs.
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
 use super::container::ImageInfo;
 use super::{Context, Exit};
+use crate::image::reference::Reference;
+use crate::image::store::{ImageStore, StoreError};
+use crate::runtime::container::HealthConfig;
 
 /// Docker's display form of a reference: `busybox` is `busybox:latest`.
 pub fn display_reference(name: &str) -> String {
@@ -14,18 +21,72 @@ pub fn display_reference(name: &str) -> String {
     }
 }
 
-/// Resolves `name` for a new container.
+/// Resolves `name` for a new container: from the store, or pulled when
+/// missing (Docker's `Unable to find image '…' locally`, then the pull).
 pub fn resolve_for_container(ctx: &Context, name: &str) -> anyhow::Result<ImageInfo> {
-    let _ = ctx.root()?;
-    eprintln!("Unable to find image '{}' locally", display_reference(name));
-    Err(Exit {
-        code: 125,
-        message: format!(
-            "image {} is not in the local store and berth cannot pull yet: import or load it first",
-            display_reference(name)
-        ),
+    let root = ctx.root()?;
+    let store = ImageStore::open(&root).context("opening the image store")?;
+    let image = match store.resolve(name) {
+        Ok(image) => image,
+        Err(StoreError::NotFound(_)) => {
+            let reference = Reference::parse(name).map_err(|e| Exit {
+                code: 125,
+                message: format!("invalid reference format {name:?}: {e}"),
+            })?;
+            crate::registry::pull_missing(&root, &reference, None).map_err(|e| Exit {
+                code: 125,
+                message: format!("image {}: {e}", display_reference(name)),
+            })?
+        }
+        Err(e) => return Err(e).context(format!("looking up image {name}")),
+    };
+    let lowers = store
+        .layer_link_dirs(&image)
+        .with_context(|| format!("unpacking the layers of {name}"))?;
+    let raw: serde_json::Value = serde_json::from_slice(&store.read_blob(&image.id)?)
+        .with_context(|| format!("reading the config of {name}"))?;
+    Ok(info_from_config(image.id.to_string(), lowers, &raw))
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a container takes from an image config (the `config` object of the
+/// OCI/Docker image config JSON, including Docker's `Healthcheck`).
+pub fn info_from_config(id: String, lowers: Vec<PathBuf>, raw: &serde_json::Value) -> ImageInfo {
+    let c = &raw["config"];
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let health = c.get("Healthcheck").and_then(|h| {
+        let test = strings(&h["Test"]);
+        if test.is_empty() || test[0] == "NONE" {
+            return None;
+        }
+        Some(HealthConfig {
+            test,
+            interval_ns: h["Interval"].as_u64().unwrap_or(0),
+            timeout_ns: h["Timeout"].as_u64().unwrap_or(0),
+            start_period_ns: h["StartPeriod"].as_u64().unwrap_or(0),
+            retries: h["Retries"].as_u64().unwrap_or(0) as u32,
+        })
+    });
+    ImageInfo {
+        id,
+        lowers,
+        env: strings(&c["Env"]),
+        entrypoint: strings(&c["Entrypoint"]),
+        cmd: strings(&c["Cmd"]),
+        workdir: text("WorkingDir"),
+        user: text("User"),
+        stop_signal: c["StopSignal"].as_str().map(String::from),
+        health,
     }
-    .into())
 }
 
 #[cfg(test)]
@@ -41,5 +102,30 @@ mod tests {
             "localhost:5000/app:latest"
         );
         assert_eq!(display_reference("a@sha256:00"), "a@sha256:00");
+    }
+
+    #[test]
+    fn image_config_fields() {
+        let raw = serde_json::json!({"config": {
+            "Env": ["PATH=/bin", "A=1"], "Entrypoint": ["/init"], "Cmd": ["serve", "-v"],
+            "WorkingDir": "/srv", "User": "www-data", "StopSignal": "SIGQUIT",
+            "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000, "Retries": 2}
+        }});
+        let i = info_from_config("sha256:x".into(), vec![], &raw);
+        assert_eq!(i.env, ["PATH=/bin", "A=1"]);
+        assert_eq!(i.entrypoint, ["/init"]);
+        assert_eq!(i.cmd, ["serve", "-v"]);
+        assert_eq!(i.workdir, "/srv");
+        assert_eq!(i.user, "www-data");
+        assert_eq!(i.stop_signal.as_deref(), Some("SIGQUIT"));
+        let h = i.health.unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        assert_eq!((h.interval_ns, h.retries), (1_000_000_000, 2));
+        let none = serde_json::json!({"config": {"Healthcheck": {"Test": ["NONE"]}}});
+        assert!(info_from_config(String::new(), vec![], &none)
+            .health
+            .is_none());
+        let empty = info_from_config(String::new(), vec![], &serde_json::json!({}));
+        assert!(empty.cmd.is_empty() && empty.user.is_empty());
     }
 }
