@@ -1301,3 +1301,48 @@ fn foreground_run_passes_signals_to_the_container() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot-term\n");
 }
+
+#[test]
+fn commit_makes_an_image_whose_command_runs() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "@bb",
+        "sh",
+        "-c",
+        "echo made > /hello.txt; rm /etc/group; mkdir /data; echo 1 > /data/x",
+    ]);
+    let id = e.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/hello.txt\"]",
+        "-m",
+        "my change",
+        "mk",
+        "mine:v1",
+    ]);
+    assert!(
+        id.trim().starts_with("sha256:") && id.trim().len() == 71,
+        "{id}"
+    );
+    assert_eq!(e.ok(&["run", "mine:v1"]), "made\n");
+    // Deletions are whiteouts in the new layer; additions are there.
+    let (code, out, _) = e.code(&[
+        "run",
+        "mine:v1",
+        "sh",
+        "-c",
+        "cat /data/x; test -e /etc/group",
+    ]);
+    assert_eq!(out, "1\n");
+    assert_eq!(code, 1, "the deleted file came back");
+    let images = e.ok(&["images"]);
+    assert!(images.contains("mine") && images.contains("v1"), "{images}");
+    // A container from a directory has no image to commit onto.
+    e.ok(&["create", "--name", "dir", "@rootfs", "true"]);
+    let (code, _, err) = e.code(&["commit", "dir", "x:y"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("not an image"), "{err}");
+}

@@ -6,6 +6,7 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod commit;
 pub mod container;
 pub mod container_image;
 pub mod exec;
@@ -114,6 +115,8 @@ pub enum Command {
     Wait(container::WaitArgs),
     /// Display the running processes of a container
     Top(ps::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -254,6 +257,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Attach(a) => container::attach(ctx, a),
         Command::Wait(a) => container::wait(ctx, a),
         Command::Top(a) => ps::top(ctx, a),
+        Command::Commit(a) => commit::run(ctx, a),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
