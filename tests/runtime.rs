@@ -1346,3 +1346,55 @@ fn commit_makes_an_image_whose_command_runs() {
     assert_eq!(code, 125);
     assert!(err.contains("not an image"), "{err}");
 }
+
+#[test]
+fn system_prune_reclaims_and_reports() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "--name",
+        "big",
+        "@bb",
+        "sh",
+        "-c",
+        "head -c 300000 /dev/urandom > /blob",
+    ]);
+    e.ok(&["commit", "big", "junk:1"]);
+    e.ok(&["run", "-d", "--name", "keep", "@bb", "sleep", "1000"]);
+    let df = e.ok(&["system", "df"]);
+    assert!(df.starts_with("TYPE"), "{df}");
+    assert!(
+        df.lines()
+            .any(|l| l.starts_with("Containers") && l.contains(" 2 ") && l.contains(" 1 ")),
+        "{df}"
+    );
+    // Without -f it asks, and "no" keeps everything.
+    let mut child = e
+        .root
+        .cmd()
+        .args(["system", "prune"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Are you sure"));
+    assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 2);
+    let out = e.ok(&["system", "prune", "-a", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("untagged: junk:1"), "{out}");
+    let reclaimed = out.lines().last().unwrap();
+    assert!(reclaimed.starts_with("Total reclaimed space: "), "{out}");
+    assert!(
+        reclaimed.ends_with("kB") || reclaimed.ends_with("MB"),
+        "{reclaimed}"
+    );
+    // The running container and its image stay.
+    assert_eq!(e.ok(&["ps", "-q"]).lines().count(), 1);
+    assert!(e.ok(&["images"]).contains("busybox"));
+}

@@ -20,6 +20,7 @@ pub mod project;
 pub mod ps;
 pub mod registry;
 pub mod stream;
+pub mod system;
 
 use std::path::PathBuf;
 
@@ -117,6 +118,9 @@ pub enum Command {
     Top(ps::TopArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
+    /// Manage berth (disk usage, clean-up)
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -258,6 +262,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Wait(a) => container::wait(ctx, a),
         Command::Top(a) => ps::top(ctx, a),
         Command::Commit(a) => commit::run(ctx, a),
+        Command::System(c) => system::run(ctx, c),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
