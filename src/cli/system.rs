@@ -107,10 +107,9 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
 }
 
 fn percent(part: u64, total: u64) -> String {
-    if total == 0 {
-        "0B".to_string()
-    } else {
-        format!("{} ({}%)", human_size(part), part * 100 / total)
+    match (part * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", human_size(part)),
+        None => "0B".to_string(),
     }
 }
 
