@@ -246,7 +246,7 @@ fn tag_and_rmi_behave_like_docker() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: no such object: nope\n"
+        "error: no such image: nope\n"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Untagged: c:latest"));
 }
