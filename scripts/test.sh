@@ -13,6 +13,7 @@ packages=(
   skopeo umoci runc                    # interop and comparison
   docker-registry apache2-utils openssl  # a real local registry, htpasswd, TLS
   nftables iproute2 jq
+  tini gcc libc6-dev bsdutils        # --init; the static syscall probe; script(1) for pty tests
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -22,6 +23,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# taplo validates example and test manifests against schema/berth.schema.json
+# (tests/manifest_schema.rs); it comes from npm's registry as @taplo/cli.
+if ! command -v taplo >/dev/null 2>&1; then
+  if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
+  fi
+  npm install -g @taplo/cli
 fi
 # docker-registry's package starts a service; the tests run their own.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true

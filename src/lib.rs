@@ -4,5 +4,8 @@
 
 pub mod cli;
 pub mod image;
+pub mod network;
+pub mod project;
 pub mod registry;
+pub mod runtime;
 pub mod state;

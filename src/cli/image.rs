@@ -155,7 +155,7 @@ pub fn run_group(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<()> {
     }
 }
 
-fn store(ctx: &Context) -> anyhow::Result<ImageStore> {
+pub(crate) fn store(ctx: &Context) -> anyhow::Result<ImageStore> {
     let root = ctx.root()?;
     ImageStore::open(&root).context("opening the image store")
 }

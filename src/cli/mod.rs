@@ -6,10 +6,19 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod container;
+pub mod container_image;
+pub mod exec;
 pub mod image;
 pub mod info;
+pub mod inspect;
+pub mod network;
+pub mod oci;
 pub mod output;
+pub mod project;
+pub mod ps;
 pub mod registry;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -61,11 +70,16 @@ pub enum Command {
     Tag(image::TagArgs),
     /// Remove images
     Rmi(image::RmiArgs),
-    /// Show images as JSON
-    Inspect(image::InspectArgs),
+    /// Show containers or images as JSON (containers first, like docker inspect)
+    Inspect(inspect::InspectArgs),
     /// Manage images
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Print the project's resolved manifest (after interpolation, merging and defaults)
+    Config(project::ConfigArgs),
+    /// Print the JSON Schema of berth.toml
+    #[command(name = "__schema", hide = true)]
+    Schema,
     /// Download an image from a registry
     Pull(registry::PullArgs),
     /// Upload an image to a registry
@@ -74,6 +88,55 @@ pub enum Command {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
+    /// Create and run a new container from an image
+    Run(container::RunArgs),
+    /// Create a new container
+    Create(container::CreateArgs),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(ps::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach to a running container's input and output
+    Attach(container::AttachArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(container::WaitArgs),
+    /// Display the running processes of a container
+    Top(ps::TopArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// OCI runtime command line (runc-compatible) over berth's engine
+    #[command(subcommand)]
+    Oci(oci::OciCommand),
+    #[command(name = "__supervise", hide = true)]
+    Supervise(container::SuperviseArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+}
+
+/// `berth container ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Remove all stopped containers
+    Prune(container::PruneArgs),
+    /// List containers
+    #[command(alias = "list")]
+    Ls(ps::PsArgs),
+    /// Return low-level information on containers
+    Inspect(ps::InspectArgs),
 }
 
 /// What a handler needs from the command line beyond its own arguments.
@@ -121,12 +184,16 @@ impl Exit {
 fn init_logging(global: &GlobalOpts) {
     let level = match (&global.log_level, global.verbose) {
         (Some(level), _) => level.clone(),
-        (None, 0) => "warn".to_string(),
+        (None, 0) => "warn,libcontainer=off,libcgroups=off".to_string(),
         (None, 1) => "debug".to_string(),
         (None, _) => "trace".to_string(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // netlink-packet-route warns about every attribute newer than
+        // itself (e.g. IFLA_INET6_CONF on new kernels): noise for users.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{level},netlink_packet_route=error"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -166,11 +233,32 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Images(a) => image::images(ctx, a),
         Command::Tag(a) => image::tag(ctx, a),
         Command::Rmi(a) => image::rmi(ctx, a),
-        Command::Inspect(a) => image::inspect(ctx, a),
+        Command::Inspect(a) => inspect::run(ctx, a),
         Command::Image(c) => image::run_group(ctx, c),
+        Command::Config(args) => project::config(ctx, args),
+        Command::Schema => project::schema(),
         Command::Pull(a) => registry::pull(ctx, a),
         Command::Push(a) => registry::push(ctx, a),
         Command::Login(a) => registry::login(ctx, a),
         Command::Logout(a) => registry::logout(ctx, a),
+        Command::Run(a) => container::run(ctx, a),
+        Command::Create(a) => container::create(ctx, a),
+        Command::Start(a) => container::start(ctx, a),
+        Command::Stop(a) => container::stop(ctx, a),
+        Command::Kill(a) => container::kill(ctx, a),
+        Command::Restart(a) => container::restart(ctx, a),
+        Command::Rm(a) => container::rm(ctx, a),
+        Command::Ps(a) => ps::ps(ctx, a),
+        Command::Logs(a) => ps::logs(ctx, a),
+        Command::Exec(a) => exec::exec(ctx, a),
+        Command::Attach(a) => container::attach(ctx, a),
+        Command::Wait(a) => container::wait(ctx, a),
+        Command::Top(a) => ps::top(ctx, a),
+        Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
+        Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
+        Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
+        Command::Oci(c) => oci::run(ctx, c),
+        Command::Supervise(a) => container::supervise(ctx, a),
+        Command::Network(cmd) => network::run(ctx, cmd),
     }
 }

@@ -296,7 +296,7 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<Loaded>, Archive
 }
 
 fn read_archive(input: impl Read, staging: &Path) -> Result<Contents, ArchiveError> {
-    let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
+    let corrupt = |e: std::io::Error| ArchiveError::Corrupt(super::one_line(&e.to_string()));
     let plain = super::layer::decompress(input).map_err(corrupt)?;
     let mut archive = tar::Archive::new(plain);
     let mut contents = Contents::default();

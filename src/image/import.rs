@@ -67,8 +67,9 @@ pub fn import(
     for c in &opts.changes {
         changes::apply(&mut config_map, c)?;
     }
-    let not_tar =
-        |e: &dyn std::fmt::Display| ImportError::NotTar(opts.source.clone(), e.to_string());
+    let not_tar = |e: &dyn std::fmt::Display| {
+        ImportError::NotTar(opts.source.clone(), super::one_line(&e.to_string()))
+    };
     let plain =
         super::layer::decompress(input).map_err(|e| ImportError::Read(opts.source.clone(), e))?;
     let mut blob = store.blob_writer()?;

@@ -155,7 +155,8 @@ pub fn unpack(
             e
         }
     };
-    let plain = decompress(blob).map_err(|e| LayerError::Corrupt(e.to_string()))?;
+    let plain =
+        decompress(blob).map_err(|e| LayerError::Corrupt(super::one_line(&e.to_string())))?;
     let capped = CapReader {
         inner: plain,
         count: 0,
@@ -171,11 +172,19 @@ pub fn unpack(
         stats: LayerStats::default(),
         max_bytes: opts.max_bytes,
     };
-    let entries = archive
-        .entries()
-        .map_err(|e| bomb(LayerError::Corrupt(e.to_string()), &tripped))?;
+    let entries = archive.entries().map_err(|e| {
+        bomb(
+            LayerError::Corrupt(super::one_line(&e.to_string())),
+            &tripped,
+        )
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|e| bomb(LayerError::Corrupt(e.to_string()), &tripped))?;
+        let entry = entry.map_err(|e| {
+            bomb(
+                LayerError::Corrupt(super::one_line(&e.to_string())),
+                &tripped,
+            )
+        })?;
         state.entry(entry).map_err(|e| match e {
             LayerError::Io { .. } | LayerError::Corrupt(_) => bomb(e, &tripped),
             other => other,
@@ -183,8 +192,12 @@ pub fn unpack(
     }
     // Hash the rest of the stream (end-of-archive blocks and padding).
     let mut hashed = archive.into_inner();
-    std::io::copy(&mut hashed, &mut std::io::sink())
-        .map_err(|e| bomb(LayerError::Corrupt(e.to_string()), &tripped))?;
+    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(|e| {
+        bomb(
+            LayerError::Corrupt(super::one_line(&e.to_string())),
+            &tripped,
+        )
+    })?;
     let (actual, size) = hashed.finish();
     if &actual != diff_id {
         return Err(LayerError::DiffIdMismatch {
@@ -413,7 +426,7 @@ impl Unpacker {
     fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<(), LayerError> {
         let path = entry
             .path()
-            .map_err(|e| LayerError::Corrupt(e.to_string()))?
+            .map_err(|e| LayerError::Corrupt(super::one_line(&e.to_string())))?
             .into_owned();
         let shown = path.to_string_lossy().into_owned();
         let comps = components(&shown, &path)?;
@@ -555,7 +568,7 @@ impl Unpacker {
             tar::EntryType::Link => {
                 let target = entry
                     .link_name()
-                    .map_err(|e| LayerError::Corrupt(e.to_string()))?
+                    .map_err(|e| LayerError::Corrupt(super::one_line(&e.to_string())))?
                     .ok_or_else(|| {
                         LayerError::Corrupt(format!("hardlink {shown:?} has no target"))
                     })?

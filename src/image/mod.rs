@@ -19,3 +19,22 @@ pub mod store;
 pub use digest::{Digest, DigestReader, DigestWriter};
 pub use reference::{Reference, ReferenceError};
 pub use store::{Image, ImageStore, StoreError};
+
+/// Makes a message from foreign input (tar headers, JSON errors) fit on one
+/// printable line: control characters are escaped and it is cut at 200
+/// characters.
+pub fn one_line(msg: &str) -> String {
+    let mut out = String::new();
+    for c in msg.chars() {
+        if out.chars().count() >= 200 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || c == '\u{fffd}' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

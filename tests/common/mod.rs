@@ -120,7 +120,11 @@ pub fn once(path: &Path, make: impl FnOnce(&Path)) -> PathBuf {
     if path.exists() {
         return path.to_path_buf();
     }
-    let lock = fs::File::create(path.with_extension("lock")).unwrap();
+    // `path.lock`, not `with_extension`: `x.tar` and `x` must not share a
+    // lock, or a fixture built from another deadlocks on it.
+    let mut lock_name = path.as_os_str().to_owned();
+    lock_name.push(".lock");
+    let lock = fs::File::create(PathBuf::from(lock_name)).unwrap();
     // SAFETY: flock on an owned fd.
     unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     if !path.exists() {

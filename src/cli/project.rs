@@ -1,0 +1,131 @@
+//! Project commands that need no runtime: `config` (the resolved manifest)
+//! and the hidden `__schema` (prints the manifest's JSON Schema).
+//!
+//! [`ProjectArgs`] are the flags every project command takes (`-f FILE`
+//! repeatable, `-p NAME`, `--profile`); `up`, `down`, `plan` and the
+//! service-addressed verbs flatten it into their own arguments and call
+//! [`ProjectArgs::load`] / [`ProjectArgs::resolve`].
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::{Context, OutputFormat};
+use crate::project::{self, canonical, ImageDigests, LoadOptions, Loaded, Project};
+
+/// Flags naming the project a command works on.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProjectArgs {
+    /// Manifest file (repeatable: later files merge over earlier ones); default: berth.toml in this directory or above
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name (default: `name` in berth.toml, else the directory's name)
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Enable services of this profile (repeatable; also BERTH_PROFILES=a,b)
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+}
+
+impl ProjectArgs {
+    /// The active profiles: `--profile` flags, else `BERTH_PROFILES`.
+    pub fn profiles(&self) -> Vec<String> {
+        if !self.profiles.is_empty() {
+            return self.profiles.clone();
+        }
+        std::env::var("BERTH_PROFILES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Finds, reads and validates the manifest(s).
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        let opts = LoadOptions::from_process(self.files.clone(), self.project_name.clone())
+            .context("reading the current directory")?;
+        Ok(project::load(&opts)?)
+    }
+
+    /// Loads and resolves the project with the image digests the caller knows.
+    pub fn resolve(&self, digests: &ImageDigests) -> anyhow::Result<(Loaded, Project)> {
+        let loaded = self.load()?;
+        let project = project::resolve(&loaded, &self.profiles(), digests)?;
+        Ok((loaded, project))
+    }
+}
+
+/// `berth config`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Output format: toml (default) or json
+    #[arg(long, value_name = "FORMAT", value_parser = ["toml", "json"])]
+    pub format: Option<String>,
+    /// Print the active services' names, one per line
+    #[arg(long, conflicts_with = "hash")]
+    pub services: bool,
+    /// Print `SERVICE HASH` lines: each service's config hash. Image digests
+    /// are not consulted here, so the hash covers the image reference only
+    /// (`up` and `plan` hash with the digest of the image they run)
+    #[arg(long)]
+    pub hash: bool,
+}
+
+/// Prints the resolved project.
+pub fn config(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
+    match print_config(ctx, args) {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn print_config(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
+    let (loaded, project) = args.project.resolve(&ImageDigests::new())?;
+    let mut out = std::io::stdout().lock();
+    if args.services {
+        for name in project.services.keys() {
+            writeln!(out, "{name}")?;
+        }
+        return Ok(());
+    }
+    if args.hash {
+        for (name, svc) in &project.services {
+            writeln!(out, "{name} {}", svc.config_hash)?;
+        }
+        return Ok(());
+    }
+    let manifest = canonical::canonical_manifest(&loaded, &args.project.profiles())?;
+    let json = ctx.global.json || args.format.as_deref() == Some("json");
+    match if json {
+        OutputFormat::Json
+    } else {
+        OutputFormat::Table
+    } {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &canonical::to_json(&manifest))?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => {
+            let text = canonical::to_toml(&manifest).context("printing the manifest as TOML")?;
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// `berth __schema`: the JSON Schema of berth.toml.
+pub fn schema() -> anyhow::Result<()> {
+    std::io::stdout().write_all(project::schema::schema_json().as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,487 @@
+//! Finding, reading and validating a project: discovery of `berth.toml`,
+//! `-f` files merged in order, `.env`, interpolation, typed deserialisation
+//! and the cross-checks serde cannot do (service names, `depends_on` targets
+//! and cycles, references to undeclared networks and volumes), all before
+//! anything on the host is touched.
+//!
+//! Project names follow Compose
+//! (<https://docs.docker.com/compose/how-tos/project-name/>): `-p NAME`,
+//! else `BERTH_PROJECT_NAME` (from the environment or `.env`), else `name` in
+//! the manifest, else the project directory's name normalised to lowercase
+//! `[a-z0-9_-]`. An explicit name must already be in that form.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::de::{from_node, from_node_at, DeError};
+use super::error::{Diagnostic, LoadError};
+use super::interpolate::{interpolate_tree, parse_dotenv};
+use super::manifest::{Manifest, MountType, Service};
+use super::source::{self, KeyPath, Node, Sources};
+
+/// The most replicas one service may ask for.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// The manifest's file name.
+pub const MANIFEST_NAME: &str = "berth.toml";
+
+/// What `load` needs from the command line and the process.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f` files in order; empty means discover `berth.toml` from `cwd` up.
+    pub files: Vec<PathBuf>,
+    /// The directory relative paths are resolved against.
+    pub cwd: PathBuf,
+    /// `-p NAME`.
+    pub project_name: Option<String>,
+    /// The process environment (wins over `.env`).
+    pub env: BTreeMap<String, String>,
+}
+
+impl LoadOptions {
+    /// Options from the real process: its cwd and environment.
+    pub fn from_process(
+        files: Vec<PathBuf>,
+        project_name: Option<String>,
+    ) -> std::io::Result<Self> {
+        Ok(LoadOptions {
+            files,
+            cwd: std::env::current_dir()?,
+            project_name,
+            env: std::env::vars().collect(),
+        })
+    }
+}
+
+/// A loaded, validated manifest and what it was loaded from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub project_name: String,
+    /// The directory of the first manifest file; relative paths start here.
+    pub project_dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    /// Variables for interpolation: `.env` overlaid by the process environment.
+    pub variables: BTreeMap<String, String>,
+    /// The interpolated tree and its sources, for placing later errors.
+    pub tree: Node,
+    pub sources: Sources,
+}
+
+impl Loaded {
+    /// A diagnostic at `path` in the manifest.
+    pub fn diagnostic(&self, path: &KeyPath, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.sources, self.tree.span_at(&path.0), path, message)
+    }
+}
+
+/// Finds `berth.toml` in `dir` or the nearest parent that has one.
+pub fn discover(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(MANIFEST_NAME))
+        .find(|p| p.is_file())
+}
+
+/// Lexically normalises a path: removes `.` and resolves `..` (no I/O).
+pub fn normalise_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Compose's normalisation of a directory name into a project name:
+/// lowercase, only `[a-z0-9_-]`, starting with a letter or digit.
+pub fn normalise_project_name(raw: &str) -> String {
+    let lower: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
+    lower
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// Whether `name` is a valid explicit project name.
+pub fn is_valid_project_name(name: &str) -> bool {
+    !name.is_empty() && normalise_project_name(name) == name
+}
+
+/// Service names as Compose accepts them: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn is_valid_service_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Loads the project the options name; every problem is found before returning.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let (files, displays): (Vec<PathBuf>, Vec<String>) = if opts.files.is_empty() {
+        let found = discover(&opts.cwd).ok_or_else(|| LoadError::NotFound(opts.cwd.clone()))?;
+        let display = match found.parent() {
+            Some(p) if p == opts.cwd => MANIFEST_NAME.to_string(),
+            _ => found.display().to_string(),
+        };
+        (vec![found], vec![display])
+    } else {
+        opts.files
+            .iter()
+            .map(|f| (normalise_path(&opts.cwd.join(f)), f.display().to_string()))
+            .unzip()
+    };
+    let project_dir = files[0]
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| opts.cwd.clone());
+
+    // Variables: .env beside the (first) manifest, the process environment wins.
+    let mut variables = BTreeMap::new();
+    let dotenv = project_dir.join(".env");
+    if dotenv.is_file() {
+        let text = std::fs::read_to_string(&dotenv).map_err(|source| LoadError::Read {
+            path: dotenv.clone(),
+            source,
+        })?;
+        let env = &opts.env;
+        let pairs = parse_dotenv(&text, &|k| env.get(k).cloned()).map_err(|e| {
+            LoadError::Invalid(vec![Diagnostic {
+                location: format!("{}:{}", dotenv.display(), e.line),
+                path: String::new(),
+                message: e.message,
+            }])
+        })?;
+        variables.extend(pairs);
+    }
+    variables.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let mut sources = Sources::default();
+    let mut tree: Option<Node> = None;
+    let mut diagnostics = Vec::new();
+    for (path, display) in files.iter().zip(&displays) {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file = sources.add(display.clone(), path.clone(), text);
+        match source::parse(sources.text(file), file) {
+            Ok(mut node) => {
+                // As Compose: each file is interpolated, then files merge.
+                let mut errors = Vec::new();
+                interpolate_tree(
+                    &mut node,
+                    &KeyPath::root(),
+                    &|k| variables.get(k).cloned(),
+                    &mut errors,
+                );
+                diagnostics.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| Diagnostic::at(&sources, e.span, &e.path, e.error.to_string())),
+                );
+                source::normalise_lists(&mut node);
+                match &mut tree {
+                    None => tree = Some(node),
+                    Some(base) => source::merge(base, node),
+                }
+            }
+            Err(e) => diagnostics.push(Diagnostic {
+                location: sources.location(e.span),
+                path: String::new(),
+                message: format!("invalid TOML: {}", e.message.replace('\n', " ")),
+            }),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(LoadError::Invalid(diagnostics));
+    }
+    let tree = tree.expect("at least one manifest file");
+    let (manifest, project_name) = load_tree(
+        &tree,
+        &sources,
+        &variables,
+        opts.project_name.as_deref(),
+        &project_dir,
+    )?;
+    Ok(Loaded {
+        manifest,
+        project_name,
+        project_dir,
+        files,
+        variables,
+        tree,
+        sources,
+    })
+}
+
+/// Deserialises and validates an interpolated, merged tree; returns the
+/// manifest and the project name.
+pub fn load_tree(
+    tree: &Node,
+    sources: &Sources,
+    variables: &BTreeMap<String, String>,
+    explicit_name: Option<&str>,
+    project_dir: &Path,
+) -> Result<(Manifest, String), LoadError> {
+    let placed = |e: DeError| {
+        let path = e.path.clone().unwrap_or_default();
+        let span = e.span.unwrap_or(tree.span);
+        Diagnostic::at(sources, span, &path, e.message)
+    };
+    let manifest: Manifest = match from_node(tree) {
+        Ok(m) => m,
+        Err(first) => {
+            // Serde stops at the first error; look at each service on its
+            // own too, so one run reports a problem in every service.
+            let mut all = vec![placed(first)];
+            if let Some(services) = tree.get("services") {
+                if let source::Value::Table(entries) = &services.node.value {
+                    let base = KeyPath::root().key("services");
+                    for entry in entries {
+                        let path = base.key(&entry.key);
+                        if let Err(e) = from_node_at::<Service>(&entry.node, &path) {
+                            let d = placed(e);
+                            if !all.contains(&d) {
+                                all.push(d);
+                            }
+                        }
+                    }
+                }
+            }
+            all.sort_by_key(Diagnostic::sort_key);
+            return Err(LoadError::Invalid(all));
+        }
+    };
+    let diagnostics = validate(&manifest, tree, sources);
+    if !diagnostics.is_empty() {
+        return Err(LoadError::Invalid(diagnostics));
+    }
+    let name = match explicit_name.map(str::to_string).or_else(|| {
+        variables
+            .get("BERTH_PROJECT_NAME")
+            .cloned()
+            .filter(|n| !n.is_empty())
+    }) {
+        Some(n) if is_valid_project_name(&n) => n,
+        Some(n) => return Err(LoadError::ProjectName(n)),
+        None => match &manifest.name {
+            Some(n) if is_valid_project_name(n) => n.clone(),
+            Some(n) => {
+                let path = KeyPath::root().key("name");
+                return Err(LoadError::Invalid(vec![Diagnostic::at(
+                    sources,
+                    tree.span_at(&path.0),
+                    &path,
+                    format!("invalid project name {n:?}: use only lowercase letters, digits, dashes and underscores, starting with a letter or digit"),
+                )]));
+            }
+            None => {
+                let dir = project_dir
+                    .file_name()
+                    .map(|d| d.to_string_lossy().into_owned());
+                match dir.map(|d| normalise_project_name(&d)) {
+                    Some(n) if !n.is_empty() => n,
+                    _ => return Err(LoadError::NoProjectName(project_dir.to_path_buf())),
+                }
+            }
+        },
+    };
+    Ok((manifest, name))
+}
+
+/// The checks across keys: names, references, and dependency cycles.
+fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let at = |path: KeyPath, message: String| {
+        Diagnostic::at(sources, tree.span_at(&path.0), &path, message)
+    };
+    let services = KeyPath::root().key("services");
+    let names: Vec<&str> = manifest.services.keys().map(String::as_str).collect();
+    for (name, service) in &manifest.services {
+        let here = services.key(name);
+        if !is_valid_service_name(name) {
+            out.push(at(
+                here.clone(),
+                format!("invalid service name {name:?}: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"),
+            ));
+        }
+        if service.image.is_none() && service.build.is_none() {
+            out.push(at(
+                here.clone(),
+                format!("service {name:?} has neither `image` nor `build`: set one of them"),
+            ));
+        }
+        for dep in service.depends_on.0.keys() {
+            if dep == name {
+                out.push(at(
+                    here.key("depends_on").key(dep),
+                    format!("service {name:?} depends on itself"),
+                ));
+            } else if !manifest.services.contains_key(dep) {
+                let hint = match super::de::did_you_mean(dep, &names) {
+                    Some(m) => format!(", did you mean {m:?}?"),
+                    None => format!("; services are: {}", names.join(", ")),
+                };
+                out.push(at(
+                    here.key("depends_on").key(dep),
+                    format!("depends on unknown service {dep:?}{hint}"),
+                ));
+            }
+        }
+        if let Some(nets) = &service.networks {
+            for (net, opts) in &nets.0 {
+                let def = manifest.networks.get(net);
+                if net != "default" && def.is_none() {
+                    out.push(at(
+                        here.key("networks").key(net),
+                        format!("network {net:?} is not declared: add a [networks.{net}] table"),
+                    ));
+                }
+                if let Some(ip) = opts.ipv4_address {
+                    let path = here.key("networks").key(net).key("ipv4_address");
+                    match def.and_then(|d| d.subnet) {
+                        None => out.push(at(
+                            path,
+                            format!("a fixed address needs a network with a `subnet`: set networks.{net}.subnet"),
+                        )),
+                        Some(subnet) if !subnet.contains(ip) => out.push(at(
+                            path,
+                            format!("address {ip} is not in network {net:?}'s subnet {subnet}"),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        for (i, mount) in service.volumes.iter().enumerate() {
+            let m = &mount.0;
+            if let (MountType::Volume, Some(src)) = (m.kind, &m.source) {
+                if !manifest.volumes.contains_key(src) {
+                    out.push(at(
+                        here.key("volumes").index(i),
+                        format!("volume {src:?} is not declared: add a [volumes.{src}] table, or start a host path with ./ or /"),
+                    ));
+                }
+            }
+        }
+        if service.replicas.unwrap_or(1) > MAX_REPLICAS {
+            out.push(at(
+                here.key("replicas"),
+                format!("replicas = {} is more than berth runs for one service (at most {MAX_REPLICAS})", service.replicas.unwrap_or(1)),
+            ));
+        }
+        if service.replicas.unwrap_or(1) > 1
+            && service.ports.iter().any(|p| p.0.published.is_some())
+        {
+            out.push(at(
+                here.key("replicas"),
+                format!("service {name:?} publishes a fixed host port and has more than one replica; the replicas would collide: leave out the host port or use one replica"),
+            ));
+        }
+    }
+    for (name, net) in &manifest.networks {
+        if net.external && (net.subnet.is_some() || net.internal) {
+            out.push(at(
+                KeyPath::root().key("networks").key(name),
+                "an external network takes no `subnet` or `internal`: berth does not create it"
+                    .to_string(),
+            ));
+        }
+    }
+    if let Some(cycle) = find_cycle(manifest) {
+        let path = services.key(&cycle[0]).key("depends_on").key(&cycle[1]);
+        out.push(at(
+            path,
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+    out
+}
+
+/// A dependency cycle, as the list of services around it (first repeated
+/// at the end), if there is one.
+pub fn find_cycle(manifest: &Manifest) -> Option<Vec<String>> {
+    let mut graph = DiGraph::<&str, ()>::new();
+    let mut index: BTreeMap<&str, NodeIndex> = BTreeMap::new();
+    for name in manifest.services.keys() {
+        index.insert(name, graph.add_node(name));
+    }
+    for (name, service) in &manifest.services {
+        for dep in service.depends_on.0.keys() {
+            if let Some(&to) = index.get(dep.as_str()) {
+                if dep != name {
+                    graph.add_edge(index[name.as_str()], to, ());
+                }
+            }
+        }
+    }
+    let mut sccs: Vec<Vec<NodeIndex>> = petgraph::algo::tarjan_scc(&graph)
+        .into_iter()
+        .filter(|scc| scc.len() > 1)
+        .collect();
+    sccs.sort_by_key(|scc| scc.iter().map(|n| graph[*n]).min());
+    let scc = sccs.first()?;
+    let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
+    let start = *scc.iter().min_by_key(|n| graph[**n])?;
+    // Breadth-first search inside the component for the shortest way back.
+    let mut prev: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(n) = queue.pop_front() {
+        let mut next: Vec<NodeIndex> = graph.neighbors(n).filter(|m| members.contains(m)).collect();
+        next.sort_by_key(|m| graph[*m]);
+        for m in next {
+            if m == start {
+                // Walk back from n to start, then read it forwards.
+                let mut path = vec![graph[start].to_string()];
+                let mut cur = n;
+                while cur != start {
+                    path.push(graph[cur].to_string());
+                    cur = prev[&cur];
+                }
+                path.push(graph[start].to_string());
+                path.reverse();
+                return Some(path);
+            }
+            if let std::collections::btree_map::Entry::Vacant(e) = prev.entry(m) {
+                e.insert(n);
+                queue.push_back(m);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names() {
+        assert_eq!(normalise_project_name("My App.v2"), "myappv2");
+        assert_eq!(normalise_project_name("__x"), "x");
+        assert_eq!(normalise_project_name("-_-"), "");
+        assert!(is_valid_project_name("web_1-a"));
+        assert!(!is_valid_project_name("Web"));
+        assert!(!is_valid_project_name("_web"));
+    }
+
+    #[test]
+    fn cycles_are_named_in_order() {
+        let text = "[services.a]\nimage='x'\ndepends_on=['b']\n[services.b]\nimage='x'\ndepends_on=['c']\n[services.c]\nimage='x'\ndepends_on=['a']\n[services.d]\nimage='x'\ndepends_on=['a']\n";
+        let node = source::parse(text, 0).unwrap();
+        let m: Manifest = from_node(&node).unwrap();
+        assert_eq!(find_cycle(&m).unwrap(), ["a", "b", "c", "a"]);
+    }
+}
