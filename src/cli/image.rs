@@ -163,6 +163,10 @@ pub(crate) fn store(ctx: &Context) -> anyhow::Result<ImageStore> {
 /// The ids of images that containers use, which `rmi` and `prune` must
 /// keep: the image id of every container under `ROOT/containers/`.
 pub fn images_in_use(store: &ImageStore) -> HashSet<Digest> {
+    // Looking must not create ROOT/containers/.
+    if !store.state_root().path().join("containers").is_dir() {
+        return HashSet::new();
+    }
     let Ok(containers) = crate::runtime::container::ContainerStore::open(store.state_root()) else {
         return HashSet::new();
     };
