@@ -376,3 +376,33 @@ fn peers_resolve_names_and_aliases_also_after_recreation() {
     let err = e.fails(&["network", "rm", &net]);
     assert!(err.contains("has active endpoints"), "{err}");
 }
+
+#[test]
+fn apt_get_update_works_in_a_debian_container() {
+    // Outbound NAT and resolv.conf: the container reaches the Debian archive
+    // the host reaches.
+    let e = Env::new();
+    let debian = debian_rootfs();
+    let out = e.run(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        debian.to_str().unwrap(),
+        "apt-get",
+        "update",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "apt-get update failed: {text}");
+    assert!(text.contains("Reading package lists"), "{text}");
+    assert!(!text.contains("Err:") && !text.contains("W: "), "{text}");
+    // --rm: the supervisor removes the container (and with it the last
+    // user of the default bridge) once it has exited.
+    e.eventually(
+        "the default network is gone with the --rm container",
+        || e.kernel_objects().is_empty(),
+    );
+}
