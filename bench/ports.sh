@@ -57,27 +57,33 @@ hostip=$(ip -4 -o addr show scope global | awk '$2 !~ /^(br-|berth|bv)/ {split($
 sleep 0.5
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-measure() { # URL -> median requests/s
-  for _ in $(seq "$RUNS"); do
-    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'
-  done | median
-}
+once() { wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$1" | awk '/Requests\/sec/ {print $2}'; }
 ratio() { echo "$1/$2" | bc -l; }
 
-direct=$(measure "http://$dip:80/index.html")
-loop=$(measure "http://127.0.0.1:$hport/index.html")
-hostaddr=$(measure "http://$hostip:$hport/index.html")
+if [ "$have_socat" = 1 ]; then
+  pport=$((20000 + RANDOM % 20000))
+  socat TCP-LISTEN:$pport,bind=127.0.0.1,reuseaddr,fork TCP:"$dip":80 2>/dev/null & socat_pid=$!
+  sleep 0.3
+fi
+# Round-robin over the paths so that load from elsewhere on the machine
+# hits them alike; medians per path.
+out=$(mktemp -d)
+for _ in $(seq "$RUNS"); do
+  once "http://$dip:80/index.html" >> "$out/direct"
+  once "http://127.0.0.1:$hport/index.html" >> "$out/loop"
+  once "http://$hostip:$hport/index.html" >> "$out/host"
+  [ "$have_socat" = 1 ] && once "http://127.0.0.1:$pport/index.html" >> "$out/proxy"
+done
+direct=$(median < "$out/direct"); loop=$(median < "$out/loop"); hostaddr=$(median < "$out/host")
 printf '%-46s %12s %8s\n' "path" "req/s" "ratio"
 printf '%-46s %12.0f %8s\n' "direct to container $dip:80" "$direct" "1.00"
 printf '%-46s %12.0f %8.2f\n' "berth -p, 127.0.0.1:$hport (nft DNAT)" "$loop" "$(ratio "$loop" "$direct")"
 printf '%-46s %12.0f %8.2f\n' "berth -p, $hostip:$hport (nft DNAT)" "$hostaddr" "$(ratio "$hostaddr" "$direct")"
 if [ "$have_socat" = 1 ]; then
-  pport=$((20000 + RANDOM % 20000))
-  socat TCP-LISTEN:$pport,bind=127.0.0.1,reuseaddr,fork TCP:"$dip":80 2>/dev/null & socat_pid=$!
-  sleep 0.3
-  proxy=$(measure "http://127.0.0.1:$pport/index.html")
+  proxy=$(median < "$out/proxy")
   printf '%-46s %12.0f %8.2f\n' "userland proxy 127.0.0.1:$pport (socat)" "$proxy" "$(ratio "$proxy" "$direct")"
 else
   echo "(socat not installed: userland-proxy row skipped; apt-get install socat)"
 fi
+rm -rf "$out"
 echo "docker (userland-proxy on/off) and podman: not measured, they cannot run on this machine"
