@@ -626,13 +626,12 @@ fn malformed_input_fails_with_one_line_and_changes_nothing() {
         None,
         "no such image",
     );
-    // The one `inspect` (containers and images) answers as Docker does.
     let out = root.run(&["inspect", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "Error: No such object: nope\n"
+        "error: no such object: nope\n"
     );
 }
 
