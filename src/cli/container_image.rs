@@ -86,6 +86,10 @@ pub fn info_from_config(id: String, lowers: Vec<PathBuf>, raw: &serde_json::Valu
         user: text("User"),
         stop_signal: c["StopSignal"].as_str().map(String::from),
         health,
+        exposed_ports: c["ExposedPorts"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -109,6 +113,7 @@ mod tests {
         let raw = serde_json::json!({"config": {
             "Env": ["PATH=/bin", "A=1"], "Entrypoint": ["/init"], "Cmd": ["serve", "-v"],
             "WorkingDir": "/srv", "User": "www-data", "StopSignal": "SIGQUIT",
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
             "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000, "Retries": 2}
         }});
         let i = info_from_config("sha256:x".into(), vec![], &raw);
@@ -118,6 +123,7 @@ mod tests {
         assert_eq!(i.workdir, "/srv");
         assert_eq!(i.user, "www-data");
         assert_eq!(i.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(i.exposed_ports, ["53/udp", "80/tcp"]);
         let h = i.health.unwrap();
         assert_eq!(h.test, ["CMD-SHELL", "true"]);
         assert_eq!((h.interval_ns, h.retries), (1_000_000_000, 2));
