@@ -669,7 +669,7 @@ fn volumes_and_tmpfs() {
         "back\n"
     );
     let ro = format!("{}:/data:ro", host.display());
-    let (code, _, _) = e.code(&["run", "--volume", &ro, "@bb", "touch", "/data/x"]);
+    let (code, _, _) = e.code(&["run", "-v", &ro, "@bb", "touch", "/data/x"]);
     assert_eq!(code, 1);
     let out = e.ok(&[
         "run",

@@ -65,8 +65,8 @@ pub struct CreateArgs {
     /// Tune container pids limit (-1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
-    /// Bind mount a host path (SRC:DST[:ro]); -v is berth's global --verbose
-    #[arg(long = "volume")]
+    /// Bind mount a host path (SRC:DST[:ro])
+    #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
     /// Mount a tmpfs directory (DST[:OPTIONS])
     #[arg(long)]
@@ -177,7 +177,7 @@ pub struct RmArgs {
     #[arg(short = 'f', long)]
     pub force: bool,
     /// Remove anonymous volumes associated with the container (berth makes none)
-    #[arg(long)]
+    #[arg(short = 'v', long)]
     pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,

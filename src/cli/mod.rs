@@ -48,8 +48,9 @@ pub struct GlobalOpts {
     /// Log level (error, warn, info, debug, trace); -v is debug
     #[arg(long = "log-level", global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// More logging (repeat for more)
-    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    /// More logging (repeat for more); before the command only, because
+    /// after it `-v` is Docker's volume flag (`berth run -v SRC:DST`)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print JSON instead of tables (same as --format json)
     #[arg(long, global = true)]
@@ -212,7 +213,21 @@ fn init_logging(global: &GlobalOpts) {
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version go to stdout and succeed; a usage error exits
+            // 125 as Docker's CLI does, so it is never mistaken for the exit
+            // status of a container's command.
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 125,
+            };
+        }
+    };
     init_logging(&cli.global);
     let ctx = Context { global: cli.global };
     match run(&ctx, cli.command) {
