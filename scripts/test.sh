@@ -13,6 +13,7 @@ packages=(
   skopeo umoci runc                    # interop and comparison
   docker-registry apache2-utils openssl  # a real local registry, htpasswd, TLS
   nftables iproute2 jq
+  time                                 # bench/images.sh: GNU time for peak RSS
 )
 missing=()
 for p in "${packages[@]}"; do

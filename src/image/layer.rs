@@ -842,3 +842,63 @@ fn set_xattrs(f: &File, xattrs: &[(String, Vec<u8>)]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of_bytes(b"a");
+        let b = Digest::of_bytes(b"b");
+        let chains = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chains[0], a);
+        assert_eq!(chains[1], Digest::of_bytes(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn tar_fields_parse() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"00000000012\0", Some(0o12)),
+            (b"        777 ", Some(0o777)),
+            (b"\0\0\0\0\0\0\0\0\0\0\0\0", Some(0)),
+            (&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], Some(256)),
+            (b"0000000009x\0", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(parse_size(field), *want, "{field:?}");
+        }
+        let recs = tar_pax_records(b"12 size=100\n18 path=a/long/nm\nbroken");
+        assert_eq!(recs, vec![&b"size=100"[..], &b"path=a/long/nm"[..]]);
+    }
+
+    #[test]
+    fn the_guard_stops_oversized_metadata_and_follows_pax_sizes() {
+        let build = |kind: tar::EntryType, size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(size);
+            h.set_cksum();
+            h.as_bytes().to_vec()
+        };
+        let problem = Rc::new(Cell::new(None));
+        let big = build(tar::EntryType::XHeader, MAX_TAR_METADATA + 1);
+        let mut g = TarGuard::new(&big[..], problem.clone());
+        assert!(std::io::copy(&mut g, &mut std::io::sink()).is_err());
+        assert!(problem.get().unwrap().contains("larger than 1 MiB"));
+        // A PAX size record moves the next header: the guard follows it.
+        let pax = b"12 size=600\n";
+        let mut stream = build(tar::EntryType::XHeader, pax.len() as u64);
+        stream.extend_from_slice(pax);
+        stream.resize(1024, 0);
+        stream.extend(build(tar::EntryType::Regular, 0));
+        stream.extend(vec![7u8; 1024]); // 600 bytes of data padded to 1024
+        stream.extend(build(tar::EntryType::Regular, 0));
+        let problem = Rc::new(Cell::new(None));
+        let mut g = TarGuard::new(&stream[..], problem.clone());
+        std::io::copy(&mut g, &mut std::io::sink()).unwrap();
+        assert_eq!((g.data_left, g.header.len()), (0, 0));
+        assert_eq!(problem.get(), None);
+    }
+}
