@@ -722,6 +722,11 @@ impl ImageStore {
 
     /// Removes dangling images (all unused images with `all`), then every
     /// blob and layer directory nothing in the index refers to.
+    ///
+    /// A blob a concurrent writer (a pull) has stored but not yet named in a
+    /// manifest counts as unreferenced and may go; that writer then fails
+    /// cleanly, because `put_manifest` and `tag` check under the lock that
+    /// every blob a manifest names is present.
     pub fn prune(&self, all: bool, in_use: &HashSet<Digest>) -> Result<PruneReport, StoreError> {
         let images = self.list()?;
         let _lock = self.root.lock()?;
