@@ -6,6 +6,7 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod compose;
 pub mod container;
 pub mod container_image;
 pub mod exec;
@@ -77,6 +78,15 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Print the project's resolved manifest (after interpolation, merging and defaults)
     Config(project::ConfigArgs),
+    /// Create and start the project's containers (berth.toml)
+    Up(compose::UpArgs),
+    /// Stop and remove the project's containers and networks
+    Down(compose::DownArgs),
+    /// Show what `up` would change, field by field
+    Plan(compose::PlanArgs),
+    /// The container verbs by service name, inside a project
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
     /// Print the JSON Schema of berth.toml
     #[command(name = "__schema", hide = true)]
     Schema,
@@ -237,6 +247,10 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Image(c) => image::run_group(ctx, c),
         Command::Config(args) => project::config(ctx, args),
         Command::Schema => project::schema(),
+        Command::Up(a) => compose::up(ctx, a),
+        Command::Down(a) => compose::down(ctx, a),
+        Command::Plan(a) => compose::plan(ctx, a),
+        Command::Compose(c) => compose::run_group(ctx, c),
         Command::Pull(a) => registry::pull(ctx, a),
         Command::Push(a) => registry::push(ctx, a),
         Command::Login(a) => registry::login(ctx, a),
