@@ -241,29 +241,42 @@ pub struct ComposeRm {
 /// Runs `berth --root ROOT ARGS...`; the error is its last stderr line.
 fn berth(root: &Path, args: &[String]) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the berth binary: {e}"))?;
-    let out = Command::new(exe)
-        .arg("--root")
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
         .arg(root)
         .args(args)
         .env_remove("BERTH_ROOT")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running berth: {e}"))?;
+        .stdin(Stdio::null());
+    // If `up` is killed, its in-flight steps die with it (the supervisors
+    // they already spawned live on in their own sessions): the next `up`
+    // then finds either no container, a created one, or a started one.
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let out = cmd.output().map_err(|e| format!("running berth: {e}"))?;
     if out.status.success() {
         return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
     }
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = err
+    let lines: Vec<&str> = err
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("failed")
-        .trim();
-    Err(line
-        .strip_prefix("error: ")
-        .or_else(|| line.strip_prefix("Error response from daemon: "))
-        .unwrap_or(line)
-        .to_string())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.strip_prefix("error: ")
+                .or_else(|| l.strip_prefix("Error response from daemon: "))
+                .unwrap_or(l)
+        })
+        .collect();
+    if lines.is_empty() {
+        return Err(format!("berth {} failed ({})", args[0], out.status));
+    }
+    Err(lines.join("; "))
 }
 
 /// Whether `run` on this build has a flag (the network layer adds `-p`,
@@ -287,7 +300,12 @@ pub fn run_argv(
     networks_wired: bool,
 ) -> Result<Vec<String>, String> {
     let spec = &svc.spec;
-    let mut a: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), instance.name.clone()];
+    let mut a: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--name".into(),
+        instance.name.clone(),
+    ];
     let mut push = |k: &str, v: String| {
         a.push(k.to_string());
         a.push(v);
@@ -507,18 +525,48 @@ impl Backend for CliBackend {
         berth(self.root_path(), &argv).map(|_| ())
     }
     fn start(&self, id: &str) -> Result<(), String> {
+        // A start in flight (e.g. from a run of `up` that was killed while
+        // its `run -d` went on): let it finish rather than race it.
+        let store = ContainerStore::open(&self.root).map_err(err_string)?;
+        let end = Instant::now() + Duration::from_secs(30);
+        while let Ok(st) = store.state(id) {
+            // A supervisor spawned just before its parent died may not
+            // have recorded itself yet: give a fresh record a moment.
+            let fresh = store
+                .config(id)
+                .map(|c| chrono::Utc::now() - c.created < chrono::Duration::seconds(3))
+                .unwrap_or(false);
+            let starting = st.status == "created"
+                && ((st.supervisor_pid > 0
+                    && crate::runtime::container::pid_alive(st.supervisor_pid))
+                    || (st.supervisor_pid == 0 && fresh));
+            if actual::is_running(&st) {
+                return Ok(());
+            }
+            if !starting || Instant::now() > end {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         berth(self.root_path(), &["start".into(), id.into()]).map(|_| ())
     }
     fn restart(&self, id: &str, grace: Duration) -> Result<(), String> {
         let t = grace.as_secs().to_string();
-        berth(self.root_path(), &["restart".into(), "-t".into(), t, id.into()]).map(|_| ())
+        berth(
+            self.root_path(),
+            &["restart".into(), "-t".into(), t, id.into()],
+        )
+        .map(|_| ())
     }
     fn remove(&self, id: &str, grace: Duration) -> Result<(), String> {
         let t = grace.as_secs().to_string();
         let store = ContainerStore::open(&self.root).map_err(err_string)?;
         if let Ok(st) = store.state(id) {
             if actual::is_running(&st) {
-                berth(self.root_path(), &["stop".into(), "-t".into(), t, id.into()])?;
+                berth(
+                    self.root_path(),
+                    &["stop".into(), "-t".into(), t, id.into()],
+                )?;
             }
         } else {
             return Ok(()); // already gone
@@ -701,7 +749,10 @@ fn wait_ready(backend: &CliBackend, services: &[String], timeout: Duration) -> a
         match executor::readiness(&now) {
             Ok(None) => return Ok(()),
             Ok(Some((svc, status))) if Instant::now() > end => {
-                bail!("service {svc} is not ready after {}s: {status}", timeout.as_secs())
+                bail!(
+                    "service {svc} is not ready after {}s: {status}",
+                    timeout.as_secs()
+                )
             }
             Ok(Some(_)) => {}
             Err((svc, why)) => bail!("service {svc} {why}"),
@@ -724,17 +775,22 @@ fn follow_until_interrupted(
 ) -> anyhow::Result<()> {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
-        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_interrupt as *const () as libc::sighandler_t);
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
     }
     let store = ContainerStore::open(root)?;
     let mut follower = LogFollower::new(true, false);
     loop {
-        let containers: Vec<ProjectContainer> =
-            actual::project_containers(&store, &project.name)
-                .into_iter()
-                .filter(|c| services.iter().any(|s| s == c.service()))
-                .collect();
+        let containers: Vec<ProjectContainer> = actual::project_containers(&store, &project.name)
+            .into_iter()
+            .filter(|c| services.iter().any(|s| s == c.service()))
+            .collect();
         follower.poll(&store, &containers, None)?;
         if INTERRUPTED.load(Ordering::SeqCst) {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
@@ -749,13 +805,22 @@ fn follow_until_interrupted(
                 eprintln!(" Container {}  Stopping", c.config.name);
                 let _ = berth(
                     root.path(),
-                    &["stop".into(), "-t".into(), grace.to_string(), c.config.id.clone()],
+                    &[
+                        "stop".into(),
+                        "-t".into(),
+                        grace.to_string(),
+                        c.config.id.clone(),
+                    ],
                 );
                 eprintln!(" Container {}  Stopped", c.config.name);
             }
             return Err(Exit::silent(130).into());
         }
-        if !containers.is_empty() && containers.iter().all(|c| !c.running && c.state.status != "restarting") {
+        if !containers.is_empty()
+            && containers
+                .iter()
+                .all(|c| !c.running && c.state.status != "restarting")
+        {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -800,11 +865,13 @@ pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
     for stage in plan
         .stages
         .iter()
-        .map(|s| s.clone())
+        .cloned()
         .chain(std::iter::once(Vec::new()))
     {
         let batch: Vec<&&planner::ContainerPlan> = if stage.is_empty() {
-            all.iter().filter(|c| !desired.services.contains_key(&c.service)).collect()
+            all.iter()
+                .filter(|c| !desired.services.contains_key(&c.service))
+                .collect()
         } else {
             all.iter().filter(|c| stage.contains(&c.service)).collect()
         };
@@ -818,7 +885,10 @@ pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
                         backend.progress(&format!("Container {}", c.name), "Stopping");
                         match backend.remove(id, g) {
                             Ok(()) => backend.progress(&format!("Container {}", c.name), "Removed"),
-                            Err(e) => errors.lock().expect("lock").push(format!("{}: {e}", c.name)),
+                            Err(e) => errors
+                                .lock()
+                                .expect("lock")
+                                .push(format!("{}: {e}", c.name)),
                         }
                     }
                 });
@@ -844,7 +914,8 @@ pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
     if let Some(kind) = &args.rmi {
         // Built images are the only "local" ones; berth builds none yet.
         if kind == "all" {
-            let mut images: Vec<&String> = desired.services.values().map(|s| &s.spec.image).collect();
+            let mut images: Vec<&String> =
+                desired.services.values().map(|s| &s.spec.image).collect();
             images.sort();
             images.dedup();
             for image in images {
@@ -942,7 +1013,11 @@ pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
                         .map(|s| s.spec.stop_grace_period.0.as_secs())
                         .unwrap_or(10)
                 });
-                each_container(&root, std::slice::from_ref(c), &["stop", "-t", &t.to_string()])?;
+                each_container(
+                    &root,
+                    std::slice::from_ref(c),
+                    &["stop", "-t", &t.to_string()],
+                )?;
             }
             Ok(())
         }
@@ -1033,16 +1108,22 @@ fn ps(ctx: &Context, a: ComposePs) -> anyhow::Result<()> {
 
 fn exec(ctx: &Context, a: ComposeExec) -> anyhow::Result<()> {
     let (root, _, cs) = containers_of(ctx, &a.project, std::slice::from_ref(&a.service))?;
-    let c = cs
-        .iter()
-        .find(|c| c.replica() == a.index)
-        .ok_or_else(|| anyhow!("service {} has no container with index {}", a.service, a.index))?;
+    let c = cs.iter().find(|c| c.replica() == a.index).ok_or_else(|| {
+        anyhow!(
+            "service {} has no container with index {}",
+            a.service,
+            a.index
+        )
+    })?;
     if !c.running {
         bail!("container {} is not running", c.config.name);
     }
     let exe = std::env::current_exe().context("locating the berth binary")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(root.path()).arg("exec").env_remove("BERTH_ROOT");
+    cmd.arg("--root")
+        .arg(root.path())
+        .arg("exec")
+        .env_remove("BERTH_ROOT");
     if a.interactive {
         cmd.arg("-i");
     }
@@ -1079,13 +1160,18 @@ fn logs(ctx: &Context, a: ComposeLogs) -> anyhow::Result<()> {
     };
     let cs = pick(actual::project_containers(&store, &desired.name));
     follower.poll(&store, &cs, a.tail)?;
-    while a.follow {
-        std::thread::sleep(Duration::from_millis(100));
-        let cs = pick(actual::project_containers(&store, &desired.name));
-        follower.poll(&store, &cs, None)?;
-        if !cs.iter().any(|c| c.running || c.state.status == "restarting") {
+    if a.follow {
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let cs = pick(actual::project_containers(&store, &desired.name));
             follower.poll(&store, &cs, None)?;
-            break;
+            if !cs
+                .iter()
+                .any(|c| c.running || c.state.status == "restarting")
+            {
+                follower.poll(&store, &cs, None)?;
+                break;
+            }
         }
     }
     Ok(())
@@ -1142,7 +1228,8 @@ impl LogFollower {
                 continue;
             };
             let complete: String = entry.1.drain(..=end).collect();
-            let recs = crate::runtime::log::select(crate::runtime::log::parse(&complete), None, tail);
+            let recs =
+                crate::runtime::log::select(crate::runtime::log::parse(&complete), None, tail);
             let name = format!("{}-{}", c.service(), c.replica());
             let colour = COLOURS[i % COLOURS.len()];
             for r in recs {
@@ -1163,7 +1250,7 @@ impl LogFollower {
                 records.push((r.time, i, line));
             }
         }
-        records.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        records.sort_by_key(|r| (r.0, r.1));
         let mut out = std::io::stdout().lock();
         for (_, _, line) in records {
             if writeln!(out, "{line}").is_err() {

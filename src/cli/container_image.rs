@@ -4,8 +4,8 @@
 use anyhow::Context as _;
 
 use super::container::ImageInfo;
-use crate::image::{Image, ImageStore, Reference, StoreError};
 use super::{Context, Exit};
+use crate::image::{Image, ImageStore, Reference, StoreError};
 
 /// Docker's display form of a reference: `busybox` is `busybox:latest`.
 pub fn display_reference(name: &str) -> String {

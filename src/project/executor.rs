@@ -87,7 +87,11 @@ pub fn apply(
     backend: &dyn Backend,
     opts: ApplyOptions,
 ) -> Result<(), ExecError> {
-    for n in plan.networks.iter().filter(|n| n.action == ResourceAction::Create) {
+    for n in plan
+        .networks
+        .iter()
+        .filter(|n| n.action == ResourceAction::Create)
+    {
         backend.progress(&format!("Network {}", n.name), "Creating");
         backend
             .create_network(project, &n.key)
@@ -97,7 +101,11 @@ pub fn apply(
             })?;
         backend.progress(&format!("Network {}", n.name), "Created");
     }
-    for v in plan.volumes.iter().filter(|v| v.action == ResourceAction::Create) {
+    for v in plan
+        .volumes
+        .iter()
+        .filter(|v| v.action == ResourceAction::Create)
+    {
         backend
             .create_volume(project, &v.key)
             .map_err(|message| ExecError::Volume {
@@ -347,14 +355,30 @@ mod tests {
         let cases: &[(Condition, Observed, Result<bool, ()>)] = &[
             (Started, obs(true, "running", 0, None), Ok(true)),
             (Started, obs(false, "created", 0, None), Ok(false)),
-            (Healthy, obs(true, "running", 0, Some("starting")), Ok(false)),
+            (
+                Healthy,
+                obs(true, "running", 0, Some("starting")),
+                Ok(false),
+            ),
             (Healthy, obs(true, "running", 0, Some("healthy")), Ok(true)),
             (Healthy, obs(true, "running", 0, Some("unhealthy")), Err(())),
             (Healthy, obs(true, "running", 0, None), Err(())),
             (Healthy, obs(false, "exited", 1, Some("starting")), Err(())),
-            (CompletedSuccessfully, obs(true, "running", 0, None), Ok(false)),
-            (CompletedSuccessfully, obs(false, "exited", 0, None), Ok(true)),
-            (CompletedSuccessfully, obs(false, "exited", 3, None), Err(())),
+            (
+                CompletedSuccessfully,
+                obs(true, "running", 0, None),
+                Ok(false),
+            ),
+            (
+                CompletedSuccessfully,
+                obs(false, "exited", 0, None),
+                Ok(true),
+            ),
+            (
+                CompletedSuccessfully,
+                obs(false, "exited", 3, None),
+                Err(()),
+            ),
         ];
         for (cond, o, want) in cases {
             let got = condition_met("db", *cond, std::slice::from_ref(o)).map_err(|_| ());
@@ -368,7 +392,10 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("a".to_string(), vec![obs(true, "running", 0, None)]);
         assert_eq!(readiness(&m), Ok(None));
-        m.insert("b".to_string(), vec![obs(true, "running", 0, Some("starting"))]);
+        m.insert(
+            "b".to_string(),
+            vec![obs(true, "running", 0, Some("starting"))],
+        );
         assert_eq!(readiness(&m), Ok(Some(("b".into(), "starting".into()))));
         m.insert("c".to_string(), vec![obs(false, "exited", 2, None)]);
         assert_eq!(readiness(&m).unwrap_err().0, "c");

@@ -1,0 +1,367 @@
+//! Integration: `up`, `plan`, `down` and the service verbs on the
+//! three-service busybox project (examples/three-services), as root.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{busybox_rootfs_tar, TestRoot};
+
+/// A project directory plus the root it runs in; `down` on drop.
+struct Project {
+    root: TestRoot,
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    name: Option<String>,
+}
+
+impl Project {
+    fn new(root: TestRoot, subdir: &str, manifest: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(subdir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("berth.toml"), manifest).unwrap();
+        Self {
+            root,
+            _tmp: tmp,
+            dir,
+            env: Vec::new(),
+            name: None,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.root.cmd();
+        c.current_dir(&self.dir);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        // `-p` goes right after the (sub)command: `exec` takes the rest.
+        let n = if args.first() == Some(&"compose") {
+            2
+        } else {
+            1
+        };
+        c.args(&args[..n.min(args.len())]);
+        if let Some(p) = &self.name {
+            c.arg("-p").arg(p);
+        }
+        c.args(&args[n.min(args.len())..]);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "berth {args:?} failed\n{o}\n{e}");
+        (o, e)
+    }
+
+    /// (name, id, state) of the project's containers.
+    fn containers(&self) -> Vec<(String, String, String)> {
+        let (o, _) = self.ok(&["compose", "ps", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["Name"].as_str().unwrap().to_string(),
+                    c["ID"].as_str().unwrap().to_string(),
+                    c["State"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn id_of(&self, name: &str) -> String {
+        self.containers()
+            .into_iter()
+            .find(|c| c.0 == name)
+            .unwrap_or_else(|| panic!("no container {name}"))
+            .1
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "-t", "0", "--remove-orphans", "--volumes"]);
+    }
+}
+
+fn with_busybox() -> TestRoot {
+    let root = TestRoot::new();
+    let tar = busybox_rootfs_tar();
+    root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
+    root
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn example() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/three-services/berth.toml"),
+    )
+    .unwrap()
+    .replace("#:schema ../../schema/berth.schema.json\n", "")
+    // Fast stops for the tests (sleep as PID 1 ignores SIGTERM).
+    .replace("name = \"three\"", "")
+}
+
+fn three(root: TestRoot, project: &str) -> Project {
+    let mut p = Project::new(root, "three", &example());
+    p.env.push(("WEB_PORT".into(), free_port().to_string()));
+    p.name = Some(project.to_string());
+    p
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id() % 100000)
+}
+
+/// What the kernel holds for a state root: mounts under it, cgroups of
+/// the given containers, links and nft rules naming the given network ids.
+fn kernel_traces(root: &Path, ids: &[String], net_ids: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let root_s = root.to_string_lossy().to_string();
+    for l in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+    {
+        if l.split(' ').nth(4).is_some_and(|p| p.starts_with(&root_s)) {
+            out.push(format!("mount {l}"));
+        }
+    }
+    for id in ids {
+        for cg in [
+            format!("/sys/fs/cgroup/berth/{id}"),
+            format!("/sys/fs/cgroup/memory/berth/{id}"),
+            format!("/sys/fs/cgroup/pids/berth/{id}"),
+        ] {
+            if Path::new(&cg).exists() {
+                out.push(format!("cgroup {cg}"));
+            }
+        }
+    }
+    let links = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    let nft = String::from_utf8_lossy(
+        &Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    for n in net_ids {
+        let bridge = format!("br-{}", &n[..12]);
+        if links.contains(&bridge) {
+            out.push(format!("link {bridge}"));
+        }
+        for l in nft
+            .lines()
+            .filter(|l| l.contains(&format!("berth:net:{n}")))
+        {
+            out.push(format!("nft {l}"));
+        }
+    }
+    for id in ids {
+        for l in nft
+            .lines()
+            .filter(|l| l.contains(&format!("berth:ctr:{id}")))
+        {
+            out.push(format!("nft {l}"));
+        }
+    }
+    out
+}
+
+fn network_ids(root: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(root.join("networks")) {
+        for e in rd.flatten() {
+            if let Ok(b) = std::fs::read(e.path()) {
+                if let Ok(j) = serde_json::from_slice::<serde_json::Value>(&b) {
+                    if let Some(id) = j["id"].as_str() {
+                        v.push(id.to_string());
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn three_services_up_plan_recreate_noop_down() {
+    let name = unique("three");
+    let p = three(with_busybox(), &name);
+    p.ok(&["up", "-d", "--wait"]);
+    let cs = p.containers();
+    assert_eq!(cs.len(), 3, "{cs:?}");
+    assert!(cs.iter().all(|c| c.2 == "running"), "{cs:?}");
+    let (ps, _) = p.ok(&["compose", "ps"]);
+    assert!(ps.contains("(healthy)"), "db reports healthy: {ps}");
+    // web serves its page (through exec: published ports need the network
+    // layer in the runtime, checked below only when wired).
+    let (page, _) = p.ok(&[
+        "compose",
+        "exec",
+        "web",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1/",
+    ]);
+    assert_eq!(page.trim(), "hello from berth");
+    let (logs, _) = p.ok(&["compose", "logs", "api"]);
+    assert!(logs.contains("api-1 | api is up"), "{logs}");
+
+    let before: Vec<String> = ["db", "api", "web"]
+        .iter()
+        .map(|s| p.id_of(&format!("{name}-{s}-1")))
+        .collect();
+
+    // Only web's environment changes.
+    let mut p = p;
+    p.env.push(("GREETING".into(), "bonjour".into()));
+    let (plan, _) = p.ok(&["plan"]);
+    assert!(
+        plan.contains("~ web-1 recreate: environment.GREETING \"hello\" -> \"bonjour\""),
+        "{plan}"
+    );
+    assert!(plan.contains("= db-1 unchanged"), "{plan}");
+    assert!(plan.contains("= api-1 unchanged"), "{plan}");
+    p.ok(&["up", "-d", "--wait"]);
+    let after: Vec<String> = ["db", "api", "web"]
+        .iter()
+        .map(|s| p.id_of(&format!("{name}-{s}-1")))
+        .collect();
+    assert_eq!(before[0], after[0], "db untouched");
+    assert_eq!(before[1], after[1], "api untouched");
+    assert_ne!(before[2], after[2], "web recreated");
+    let (page, _) = p.ok(&["compose", "exec", "web", "cat", "/www/index.html"]);
+    assert_eq!(page.trim(), "bonjour from berth");
+
+    // Again: nothing changes, and it says so.
+    let (_, err) = p.ok(&["up", "-d"]);
+    assert!(err.contains("nothing changed"), "{err}");
+    let again: Vec<String> = ["db", "api", "web"]
+        .iter()
+        .map(|s| p.id_of(&format!("{name}-{s}-1")))
+        .collect();
+    assert_eq!(after, again);
+
+    // Down leaves nothing of the project in the kernel or the store.
+    let nets = network_ids(p.root.path());
+    assert!(!nets.is_empty(), "the project network exists while up");
+    p.ok(&["down", "-t", "1"]);
+    assert!(p.containers().is_empty());
+    assert!(network_ids(p.root.path()).is_empty());
+    let traces = kernel_traces(p.root.path(), &again, &nets);
+    assert!(traces.is_empty(), "left behind: {traces:#?}");
+}
+
+#[test]
+fn sigkill_half_way_then_up_converges() {
+    let name = unique("kill");
+    let p = three(with_busybox(), &name);
+    let mut child = p.cmd(&["up", "-d"]).spawn().unwrap();
+    // Kill it once db exists (it then waits for db to be healthy).
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ids = std::fs::read_dir(p.root.path().join("containers"))
+            .map(|rd| rd.count())
+            .unwrap_or(0);
+        if ids >= 1 || Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let half = p.containers().len();
+    assert!(half < 3, "killed half-way: {half} containers");
+    p.ok(&["up", "-d", "--wait"]);
+    let cs = p.containers();
+    assert_eq!(cs.len(), 3, "{cs:?}");
+    assert!(cs.iter().all(|c| c.2 == "running"), "{cs:?}");
+    let (_, err) = p.ok(&["up", "-d"]);
+    assert!(err.contains("nothing changed"), "{err}");
+}
+
+#[test]
+fn same_directory_name_different_projects() {
+    let manifest = "[services.s]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\n";
+    let root = with_busybox();
+    let root_path = root.path().to_path_buf();
+    let mut a = Project::new(root, "app", manifest);
+    let one = unique("one");
+    a.name = Some(one.clone());
+    a.ok(&["up", "-d", "--wait"]);
+    // A second root handle on the same state root, another `app` directory.
+    let b_root = TestRoot {
+        dir: tempfile::Builder::new()
+            .prefix("unused-")
+            .tempdir()
+            .unwrap(),
+    };
+    let mut b = Project::new(b_root, "app", manifest);
+    let two = unique("two");
+    b.name = Some(two.clone());
+    b.env
+        .push(("BERTH_ROOT".into(), root_path.to_string_lossy().into()));
+    b.ok(&["up", "-d", "--wait"]);
+    assert_eq!(a.containers().len(), 1);
+    assert_eq!(b.containers().len(), 1);
+    assert_eq!(a.containers()[0].0, format!("{one}-s-1"));
+    assert_eq!(b.containers()[0].0, format!("{two}-s-1"));
+    b.ok(&["down", "-t", "0"]);
+    assert!(b.containers().is_empty());
+    let cs = a.containers();
+    assert_eq!(cs.len(), 1);
+    assert_eq!(
+        cs[0].2, "running",
+        "project {one} untouched by down of {two}"
+    );
+}
+
+#[test]
+fn build_without_image_fails_clearly() {
+    let root = with_busybox();
+    let p = Project::new(root, "b", "[services.x]\nbuild = \".\"\n");
+    let out = p.run(&["up", "-d"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("berth cannot build images yet"), "{err}");
+    assert!(p.containers().is_empty());
+}
+
+#[test]
+fn unknown_service_is_an_error() {
+    let p = three(with_busybox(), &unique("unk"));
+    let out = p.run(&["compose", "stop", "nosuch"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: nosuch"));
+}
