@@ -120,8 +120,8 @@ fn example() -> String {
     )
     .unwrap()
     .replace("#:schema ../../schema/berth.schema.json\n", "")
-    // Fast stops for the tests (sleep as PID 1 ignores SIGTERM).
-    .replace("name = \"three\"", "")
+    // A free host port per test, through interpolation.
+    .replace("\"8080:80\"", "\"${WEB_PORT:-8080}:80\"")
 }
 
 fn three(root: TestRoot, project: &str) -> Project {
@@ -364,4 +364,36 @@ fn unknown_service_is_an_error() {
     let out = p.run(&["compose", "stop", "nosuch"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such service: nosuch"));
+}
+
+#[test]
+fn foreground_up_follows_logs_and_ctrl_c_stops_the_project() {
+    let manifest = "[services.a]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo from-a; exec sleep 1000\"]\nstop_signal = \"KILL\"\n\n[services.b]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo from-b; exec sleep 1000\"]\nstop_signal = \"KILL\"\ndepends_on = [\"a\"]\n";
+    let mut p = Project::new(with_busybox(), "fg", manifest);
+    p.name = Some(unique("fg"));
+    let child = p
+        .cmd(&["up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    while p.containers().iter().filter(|c| c.2 == "running").count() < 2 {
+        assert!(Instant::now() < end, "project did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("a-1 | from-a"), "{stdout}");
+    assert!(stdout.contains("b-1 | from-b"), "{stdout}");
+    let cs = p.containers();
+    assert_eq!(cs.len(), 2);
+    assert!(cs.iter().all(|c| c.2 != "running"), "{cs:?}");
 }

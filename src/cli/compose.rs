@@ -794,8 +794,11 @@ fn follow_until_interrupted(
         follower.poll(&store, &containers, None)?;
         if INTERRUPTED.load(Ordering::SeqCst) {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            // Dependents first: `services` is in dependency order.
             let mut order: Vec<&ProjectContainer> = containers.iter().collect();
-            order.reverse();
+            order.sort_by_key(|c| {
+                std::cmp::Reverse(services.iter().position(|s| s == c.service()))
+            });
             for c in order.into_iter().filter(|c| c.running) {
                 let grace = project
                     .services
