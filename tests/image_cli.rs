@@ -631,7 +631,7 @@ fn malformed_input_fails_with_one_line_and_changes_nothing() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: no such image: nope\n"
+        "error: no such object: nope\n"
     );
 }
 

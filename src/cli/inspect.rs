@@ -59,7 +59,7 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
     }
     if !missing.is_empty() {
         for name in &missing {
-            eprintln!("Error: No such object: {name}");
+            eprintln!("error: no such object: {name}");
         }
         return Err(super::Exit::silent(1).into());
     }

@@ -96,6 +96,16 @@ pub(crate) fn endpoints(config: &RegistryConfig, reference: &Reference) -> Vec<E
     out
 }
 
+/// Runs a short blocking step (file creation, fsync, the state lock) from
+/// async code: off the worker on a multi-threaded runtime, in place on a
+/// current-thread one (where `block_in_place` is not allowed).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// A multi-threaded runtime for the blocking entry points.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, RegistryError> {
     tokio::runtime::Builder::new_multi_thread()
@@ -425,7 +435,7 @@ async fn pull_from(
     let result = match result {
         Ok(()) => {
             let media_type = image_manifest.media_type.clone();
-            tokio::task::block_in_place(|| {
+            blocking(|| {
                 store.with_lock(|locked| {
                     let d = locked.put_manifest(&bytes, &media_type)?;
                     if let Some(tagged) = tag_reference(reference) {
@@ -745,7 +755,7 @@ async fn try_download(
         }
     }
     item.start("Downloading", layer.size);
-    let mut writer = tokio::task::block_in_place(|| store.blob_writer())?;
+    let mut writer = blocking(|| store.blob_writer())?;
     let mut count: u64 = 0;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -777,7 +787,7 @@ async fn try_download(
         });
     }
     item.status("Verifying Checksum");
-    tokio::task::block_in_place(|| writer.commit(Some(digest))).map_err(|e| match e {
+    blocking(|| writer.commit(Some(digest))).map_err(|e| match e {
         crate::image::StoreError::DigestMismatch { expected, actual } => {
             RegistryError::DigestMismatch {
                 registry,
@@ -790,4 +800,47 @@ async fn try_download(
     })?;
     item.status("Download complete");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_mirrors_then_the_registry() {
+        let config = RegistryConfig::from_toml(
+            "[registry-mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000\", \"m.example\"]\n",
+            std::path::Path::new("/x/config.toml"),
+        )
+        .unwrap();
+        let r = Reference::parse("busybox").unwrap();
+        let e = endpoints(&config, &r);
+        let got: Vec<(&str, Option<&str>, bool)> = e
+            .iter()
+            .map(|e| (e.host.as_str(), e.scheme.as_deref(), e.mirror))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("127.0.0.1:5000", Some("http"), true),
+                ("m.example", None, true),
+                (DOCKER_HUB_API, None, false),
+            ]
+        );
+        let r = Reference::parse("localhost:5000/a/b:c").unwrap();
+        let e = endpoints(&config, &r);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].host, "localhost:5000");
+    }
+
+    #[test]
+    fn blocking_steps_work_on_both_runtime_flavors() {
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(current.block_on(async { blocking(|| 1) }), 1);
+        let multi = runtime().unwrap();
+        assert_eq!(multi.block_on(async { blocking(|| 2) }), 2);
+        assert_eq!(blocking(|| 3), 3);
+    }
 }
