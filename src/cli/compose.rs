@@ -796,9 +796,8 @@ fn follow_until_interrupted(
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             // Dependents first: `services` is in dependency order.
             let mut order: Vec<&ProjectContainer> = containers.iter().collect();
-            order.sort_by_key(|c| {
-                std::cmp::Reverse(services.iter().position(|s| s == c.service()))
-            });
+            order
+                .sort_by_key(|c| std::cmp::Reverse(services.iter().position(|s| s == c.service())));
             for c in order.into_iter().filter(|c| c.running) {
                 let grace = project
                     .services
