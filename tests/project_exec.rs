@@ -397,3 +397,31 @@ fn foreground_up_follows_logs_and_ctrl_c_stops_the_project() {
     assert_eq!(cs.len(), 2);
     assert!(cs.iter().all(|c| c.2 != "running"), "{cs:?}");
 }
+
+#[test]
+fn up_wait_names_the_service_that_is_not_running() {
+    let manifest = "[services.ok]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\n\n[services.broken]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]\n";
+    let mut p = Project::new(with_busybox(), "w", manifest);
+    p.name = Some(unique("wait"));
+    let out = p.run(&["up", "-d", "--wait"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: service broken is not running (exited 3)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plan_never_pulls_and_shows_creates() {
+    let p = Project::new(
+        with_busybox(),
+        "pl",
+        "[services.x]\nimage = \"localhost:1/absent\"\n",
+    );
+    let (plan, _) = p.ok(&["plan"]);
+    assert!(plan.contains("+ x-1 create"), "{plan}");
+    let out = p.run(&["up", "-d", "--pull", "never"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pull never"));
+}

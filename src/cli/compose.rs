@@ -522,7 +522,21 @@ impl Backend for CliBackend {
             }
         }
         let argv = run_argv(&volumes, svc, instance, self.networks_wired)?;
-        berth(self.root_path(), &argv).map(|_| ())
+        berth(self.root_path(), &argv)?;
+        if self.networks_wired {
+            // `run` joins the first network; the others are connected.
+            for (net, att) in svc.spec.networks.iter().skip(1) {
+                let mut a = vec!["network".to_string(), "connect".into()];
+                for alias in &att.aliases {
+                    a.push("--alias".into());
+                    a.push(alias.clone());
+                }
+                a.push(net.clone());
+                a.push(instance.name.clone());
+                berth(self.root_path(), &a)?;
+            }
+        }
+        Ok(())
     }
     fn start(&self, id: &str) -> Result<(), String> {
         // A start in flight (e.g. from a run of `up` that was killed while
@@ -605,11 +619,12 @@ fn observed(c: &ProjectContainer) -> Observed {
 
 // ---------------------------------------------------------------- images
 
-/// Resolves the project with the digests of its images, pulling per policy.
+/// Resolves the project with the digests of its images, pulling per
+/// policy (`None`: only look in the store, never fail for a missing image).
 fn resolve_with_images(
     ctx: &Context,
     args: &ProjectArgs,
-    pull: PullPolicy,
+    pull: Option<PullPolicy>,
 ) -> anyhow::Result<Project> {
     let root = ctx.root()?;
     let (loaded, first) = args.resolve(&ImageDigests::new())?;
@@ -624,6 +639,12 @@ fn resolve_with_images(
             Ok(img) => Some(img),
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e).with_context(|| format!("looking up image {image}")),
+        };
+        let Some(pull) = pull else {
+            if let Some(img) = found {
+                digests.insert(image.clone(), img.id.to_string());
+            }
+            continue;
         };
         if svc.spec.build.is_some() && found.is_none() {
             bail!(
@@ -657,14 +678,9 @@ fn resolve_with_images(
 
 /// `berth plan`.
 pub fn plan(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
-    let desired = resolve_with_images(ctx, &args.project, PullPolicy::Never).or_else(|e| {
-        // Planning must not pull: without an image, hash without its digest.
-        if e.to_string().contains("--pull never") {
-            Ok(args.project.resolve(&ImageDigests::new())?.1)
-        } else {
-            Err(e)
-        }
-    })?;
+    // Planning never pulls: an image not in the store is hashed without a
+    // digest (and its services show as created).
+    let desired = resolve_with_images(ctx, &args.project, None)?;
     let root = ctx.root()?;
     let actual = actual::read(&root, &desired.name)?;
     let plan = project::plan(
@@ -691,7 +707,7 @@ pub fn plan(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
 
 /// `berth up`.
 pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
-    let desired = resolve_with_images(ctx, &args.project, args.pull)?;
+    let desired = resolve_with_images(ctx, &args.project, Some(args.pull))?;
     let root = ctx.root()?;
     let actual = actual::read(&root, &desired.name)?;
     let plan = project::plan(
