@@ -18,8 +18,11 @@ use anyhow::{anyhow, bail, Context as _};
 use chrono::Utc;
 use clap::Args;
 
+use std::collections::HashSet;
+
 use super::stream::{self, Ended};
 use super::{Context, Exit};
+use crate::network::{Join, Networks, Prepare};
 use crate::runtime::container::{
     new_id, pid_alive, ContainerConfig, ContainerState, ContainerStore, HealthConfig, RestartPolicy,
 };
@@ -71,9 +74,18 @@ pub struct CreateArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
-    /// Network mode (default: own namespace with loopback; none; host)
+    /// Connect to a network: default (berth0), a user network, none, host
     #[arg(long = "network", alias = "net", default_value = "default")]
     pub network: String,
+    /// Add a network-scoped alias for the container (user networks)
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
+    /// Publish a container's port(s) to the host ([IP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp])
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -216,6 +228,8 @@ pub struct ImageInfo {
     pub user: String,
     pub stop_signal: Option<String>,
     pub health: Option<HealthConfig>,
+    /// The image's `ExposedPorts` keys (`80/tcp`), for `-P`.
+    pub exposed_ports: Vec<String>,
 }
 
 fn resolve_rootfs(dir: &str) -> anyhow::Result<ImageInfo> {
@@ -374,14 +388,18 @@ pub fn build_config(
     if args.cpus.is_some_and(|c| c <= 0.0 || !c.is_finite()) {
         bail!("invalid --cpus value: must be a positive number");
     }
-    if !matches!(
-        args.network.as_str(),
-        "default" | "bridge" | "none" | "host"
-    ) {
-        bail!(
-            "network {} not found: berth supports --network none, host or default here",
+    match crate::network::mode_network(&args.network) {
+        None if !args.publish.is_empty() || args.publish_all => bail!(
+            "cannot publish ports with --network {}: publishing needs a berth network",
             args.network
-        );
+        ),
+        None | Some(None) if !args.network_alias.is_empty() => bail!(
+            "network-scoped aliases are supported only for containers in user-defined networks"
+        ),
+        Some(Some(name)) => {
+            crate::network::Networks::open(&ctx.root()?)?.get(name)?;
+        }
+        _ => {}
     }
     let binds = args
         .volume
@@ -471,11 +489,68 @@ fn store(ctx: &Context) -> anyhow::Result<ContainerStore> {
     Ok(ContainerStore::open(&ctx.root()?)?)
 }
 
+/// Checks the network flags and the requested host ports before anything
+/// is created; returns what `Networks::prepare` will need.
+fn network_plan(
+    ctx: &Context,
+    store: &ContainerStore,
+    config: &ContainerConfig,
+    args: &CreateArgs,
+    image: &ImageInfo,
+) -> anyhow::Result<Option<(Networks, Prepare)>> {
+    let Some(network) = crate::network::mode_network(&config.network) else {
+        return Ok(None);
+    };
+    let nets = Networks::open(&ctx.root()?)?;
+    // A crash may have left allocations of containers that are gone.
+    let live = || store.ids().into_iter().collect::<HashSet<String>>();
+    nets.repair(live).context("repairing network state")?;
+    let mut requests = crate::network::portspec::parse_all(&args.publish)?;
+    if args.publish_all {
+        requests.extend(crate::network::portspec::exposed(&image.exposed_ports)?);
+    }
+    let ports = nets.preflight_requests(&requests)?;
+    Ok(Some((
+        nets,
+        Prepare {
+            container_id: config.id.clone(),
+            name: config.name.clone(),
+            hostname: Some(config.hostname.clone()),
+            joins: vec![Join {
+                network: network.map(str::to_string),
+                aliases: args.network_alias.clone(),
+            }],
+            ports,
+        },
+    )))
+}
+
+/// Records a new container: flags and ports are checked first, then the
+/// container and its network allocations are made (or nothing is).
+fn create_container(
+    ctx: &Context,
+    store: &ContainerStore,
+    args: &CreateArgs,
+    auto_remove: bool,
+) -> anyhow::Result<ContainerConfig> {
+    let image = resolve_image(ctx, args)?;
+    let config = build_config(ctx, store, args, auto_remove)?;
+    let plan = network_plan(ctx, store, &config, args, &image)?;
+    store.create(&config)?;
+    if let Some((nets, prepare)) = plan {
+        if let Err(e) = nets.prepare(&prepare) {
+            let _ = nets.release(&config.id);
+            let _ = store.remove(&config.id);
+            return Err(e.into());
+        }
+    }
+    Ok(config)
+}
+
 /// `berth create`.
 pub fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<()> {
     let store = store(ctx)?;
-    let config = build_config(ctx, &store, &args, false)?;
-    store.create(&config)?;
+    let config = create_container(ctx, &store, &args, false)?;
     println!("{}", config.id);
     Ok(())
 }
@@ -602,8 +677,7 @@ fn supervisor_alive(st: &ContainerState) -> bool {
 /// `berth run`.
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let store = store(ctx)?;
-    let config = build_config(ctx, &store, &args.create, args.rm)?;
-    store.create(&config)?;
+    let config = create_container(ctx, &store, &args.create, args.rm)?;
     let spawned = spawn_supervisor(ctx, &store, &config.id, !args.detach)?;
     wait_ready(spawned.ready, &config.name)?;
     if args.detach {
@@ -868,6 +942,9 @@ pub fn remove_one(store: &ContainerStore, id: &str, force: bool) -> anyhow::Resu
     if let Ok(config) = store.config(id) {
         supervisor::teardown(store, &config);
     }
+    Networks::open(store.state_root())?
+        .release(id)
+        .context("releasing the container's network resources")?;
     let dir = store.dir(id);
     if dir.exists() {
         store.remove(id)?;

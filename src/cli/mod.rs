@@ -135,6 +135,8 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// List port mappings of a container
+    Port(network::PortArgs),
 }
 
 /// `berth container ...`.
@@ -255,6 +257,8 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Push(a) => registry::push(ctx, a),
         Command::Login(a) => registry::login(ctx, a),
         Command::Logout(a) => registry::logout(ctx, a),
+        Command::Network(cmd) => network::run(ctx, cmd),
+        Command::Port(a) => network::port(ctx, a),
         Command::Run(a) => container::run(ctx, a),
         Command::Create(a) => container::create(ctx, a),
         Command::Start(a) => container::start(ctx, a),
@@ -273,6 +277,5 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
         Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
-        Command::Network(cmd) => network::run(ctx, cmd),
     }
 }

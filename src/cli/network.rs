@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{Context, Exit, OutputFormat, Table};
 use crate::network::{CreateOptions, NetworkRecord, Networks};
+use crate::runtime::container::{pid_alive, ContainerStore};
 
 /// Manage networks
 #[derive(Debug, Subcommand)]
@@ -38,6 +39,30 @@ pub enum NetworkCmd {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Connect a container to a network
+    Connect {
+        /// Add a network-scoped alias for the container
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Accepted for Docker compatibility
+        #[arg(short = 'f', long)]
+        force: bool,
+        network: String,
+        container: String,
+    },
+}
+
+/// Arguments of `berth port`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -73,7 +98,23 @@ pub struct LsArgs {
 pub fn run(ctx: &Context, cmd: NetworkCmd) -> anyhow::Result<()> {
     let root = ctx.root()?;
     let nets = Networks::open(&root).context("reading network config")?;
+    let store = ContainerStore::open(&root)?;
+    // The next command repairs what a crash left behind.
+    nets.repair(|| store.ids().into_iter().collect())
+        .context("repairing network state")?;
     match cmd {
+        NetworkCmd::Connect {
+            aliases,
+            network,
+            container,
+        } => connect(&nets, &store, &network, &container, &aliases),
+        NetworkCmd::Disconnect {
+            network, container, ..
+        } => {
+            let id = store.resolve(&container)?;
+            nets.disconnect(&id, &network)?;
+            Ok(())
+        }
         NetworkCmd::Create(a) => create(&nets, a),
         NetworkCmd::Ls(a) => ls(ctx, &nets, a),
         NetworkCmd::Rm { networks } => rm(&nets, &networks),
@@ -234,6 +275,71 @@ fn prune(nets: &Networks, force: bool) -> anyhow::Result<()> {
         for n in removed {
             println!("{n}");
         }
+    }
+    Ok(())
+}
+
+fn connect(
+    nets: &Networks,
+    store: &ContainerStore,
+    network: &str,
+    container: &str,
+    aliases: &[String],
+) -> anyhow::Result<()> {
+    let id = store.resolve(container)?;
+    let config = store.config(&id)?;
+    if crate::network::mode_network(&config.network).is_none() {
+        anyhow::bail!(
+            "container {container} uses --network {}: it cannot join a berth network",
+            config.network
+        );
+    }
+    let st = store.state(&id)?;
+    let netns = store.dir(&id).join("netns");
+    let running = st.status == "running" && st.pid > 0 && pid_alive(st.pid);
+    nets.connect(
+        &id,
+        &config.name,
+        network,
+        aliases,
+        running.then_some(netns.as_path()),
+    )?;
+    Ok(())
+}
+
+/// `berth port CONTAINER [PRIVATE_PORT[/PROTO]]`.
+pub fn port(ctx: &Context, args: PortArgs) -> anyhow::Result<()> {
+    let root = ctx.root()?;
+    let store = ContainerStore::open(&root)?;
+    let id = store.resolve(&args.container)?;
+    let ports = Networks::open(&root)?.published(Some(&id))?;
+    let Some(filter) = &args.port else {
+        for p in &ports {
+            println!("{}", p.docker_line());
+        }
+        return Ok(());
+    };
+    let (num, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+    let want: u16 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid port {filter:?}: use PORT[/tcp|/udp]"))?;
+    let hits: Vec<_> = ports
+        .iter()
+        .filter(|p| p.container_port == want && p.proto.to_string() == proto)
+        .collect();
+    if hits.is_empty() {
+        return Err(Exit {
+            code: 1,
+            message: format!(
+                "no public port '{want}/{proto}' published for {}",
+                args.container
+            ),
+        }
+        .into());
+    }
+    for p in hits {
+        let line = p.docker_line();
+        println!("{}", line.split(" -> ").nth(1).unwrap_or(&line));
     }
     Ok(())
 }

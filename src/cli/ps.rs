@@ -170,6 +170,18 @@ fn matches_filter(
 /// `berth ps`.
 pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<()> {
     let store = ContainerStore::open(&ctx.root()?)?;
+    let published = crate::network::Networks::open(store.state_root())?.published(None)?;
+    let ports_of = |c: &ContainerConfig, running: bool| {
+        if !running {
+            return String::new();
+        }
+        let mine: Vec<_> = published
+            .iter()
+            .filter(|p| p.container_id == c.id)
+            .cloned()
+            .collect();
+        crate::network::store::ps_ports(&mine)
+    };
     let mut rows = Vec::new();
     for (c, st) in store.list().into_iter().rev() {
         let obs = observe(&st);
@@ -209,7 +221,7 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<()> {
                 "RunningFor": ago(Some(c.created)),
                 "State": obs.status,
                 "Status": status_text(&st, &obs),
-                "Ports": "",
+                "Ports": ports_of(&c, obs.running),
                 "Names": c.name,
                 "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             });
@@ -237,7 +249,7 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<()> {
             command_text(&c, !args.no_trunc),
             human_age(c.created),
             status_text(&st, &obs),
-            String::new(),
+            ports_of(&c, obs.running),
             c.name.clone(),
         ]);
     }
@@ -322,9 +334,65 @@ pub fn inspect_json(
             "StopTimeout": c.stop_timeout,
             "Healthcheck": c.health,
         },
-        "NetworkSettings": {
-            "SandboxKey": if c.network == "host" { serde_json::Value::Null } else { json!(dir.join("netns")) },
-        },
+        "NetworkSettings": network_settings(store, c, &dir),
+    })
+}
+
+/// Docker's `NetworkSettings`: sandbox, published ports, networks.
+fn network_settings(
+    store: &ContainerStore,
+    c: &ContainerConfig,
+    dir: &std::path::Path,
+) -> serde_json::Value {
+    let sandbox = if c.network == "host" {
+        serde_json::Value::Null
+    } else {
+        json!(dir.join("netns"))
+    };
+    let Ok(nets) = crate::network::Networks::open(store.state_root()) else {
+        return json!({ "SandboxKey": sandbox });
+    };
+    let mut ports = serde_json::Map::new();
+    for p in nets.published(Some(&c.id)).unwrap_or_default() {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = ports.entry(key).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(json!({
+                "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                "HostPort": p.host_port.to_string(),
+            }));
+        }
+    }
+    let mut networks = serde_json::Map::new();
+    let all = nets.list().unwrap_or_default();
+    for n in &all {
+        if let Some(e) = n.endpoints.get(&c.id) {
+            networks.insert(
+                n.name.clone(),
+                json!({
+                    "Aliases": e.aliases,
+                    "NetworkID": n.id,
+                    "EndpointID": e.endpoint_id,
+                    "Gateway": n.gateway.to_string(),
+                    "IPAddress": e.ip.to_string(),
+                    "IPPrefixLen": n.subnet.prefix(),
+                }),
+            );
+        }
+    }
+    let first = all.iter().find_map(|n| {
+        n.endpoints
+            .get(&c.id)
+            .filter(|e| e.ifname == "eth0")
+            .map(|e| (e.ip.to_string(), n.gateway.to_string()))
+    });
+    let (ip, gw) = first.unwrap_or_default();
+    json!({
+        "SandboxKey": sandbox,
+        "Ports": ports,
+        "IPAddress": ip,
+        "Gateway": gw,
+        "Networks": networks,
     })
 }
 

@@ -42,6 +42,8 @@ pub enum SupervisorError {
     Rootfs(#[from] super::rootfs::RootfsError),
     #[error(transparent)]
     Netns(#[from] netns::NetnsError),
+    #[error("connecting the container to its network: {0}")]
+    Network(#[from] crate::network::NetError),
     #[error(transparent)]
     User(#[from] user::UserError),
     #[error(transparent)]
@@ -140,6 +142,17 @@ pub fn prepare(
     };
     let own_netns = network != NetworkNs::Host;
     let hosts = paths.dir.join("hosts");
+    // On a berth network: veths, addresses, routes and published ports go
+    // into the namespace now, before the container's process exists, and
+    // the network layer's kept-current hosts/resolv.conf are mounted.
+    let berth_net = match &network {
+        NetworkNs::Path(ns) if crate::network::mode_network(&config.network).is_some() => {
+            let nets = crate::network::Networks::open(store.state_root())?;
+            nets.plug(&config.id, ns)?;
+            nets.files(&config.id)
+        }
+        _ => None,
+    };
     let hosts_text = if own_netns {
         format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
@@ -151,6 +164,7 @@ pub fn prepare(
     std::fs::write(&hosts, hosts_text).map_err(io("writing hosts file"))?;
     let resolv = paths.dir.join("resolv.conf");
     std::fs::write(&resolv, resolv_conf(own_netns)).map_err(io("writing resolv.conf"))?;
+    let (hosts, resolv) = berth_net.unwrap_or((hosts, resolv));
     let hostname = paths.dir.join("hostname");
     std::fs::write(&hostname, format!("{}\n", config.hostname)).map_err(io("writing hostname"))?;
     let user = user::resolve_in_rootfs(&config.user, &rootfs)?;
@@ -232,6 +246,10 @@ fn find_init() -> Option<PathBuf> {
 pub fn teardown(store: &ContainerStore, config: &ContainerConfig) {
     let paths = Paths::new(store, &config.id);
     let _ = engine::delete(&config.id, &paths.lc_root(), true);
+    // veths and published-port rules go; the addresses stay allocated.
+    if let Ok(nets) = crate::network::Networks::open(store.state_root()) {
+        let _ = nets.unplug(&config.id);
+    }
     let _ = netns::remove(&paths.netns());
     let _ = overlay(store, config).unmount();
 }
@@ -520,6 +538,9 @@ impl Supervisor {
             {
                 teardown(&self.store, &self.config);
                 if self.config.auto_remove {
+                    if let Ok(nets) = crate::network::Networks::open(self.store.state_root()) {
+                        let _ = nets.release(self.id());
+                    }
                     let _ = self.store.remove(self.id());
                 }
                 self.finish_clients(code);

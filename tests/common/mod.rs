@@ -234,3 +234,33 @@ pub fn require(tool: &str) {
         "{tool} is not installed; run scripts/test.sh, which installs every package the tests need"
     );
 }
+
+/// A minimal Debian root filesystem made with `debootstrap` from the host's
+/// release (cached; needs the debootstrap package and the Debian archive,
+/// which scripts/test.sh and the machine provide).
+pub fn debian_rootfs() -> PathBuf {
+    require("debootstrap");
+    let path = fixtures_dir().join("debian-rootfs");
+    once(&path, |path| {
+        let os = fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let suite = os
+            .lines()
+            .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+            .unwrap_or("bookworm")
+            .trim_matches('"')
+            .to_string();
+        let staging = path.with_extension("staging");
+        let _ = fs::remove_dir_all(&staging);
+        let out = Command::new("debootstrap")
+            .args(["--variant=minbase", &suite])
+            .arg(&staging)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "debootstrap {suite} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::rename(&staging, path).unwrap();
+    })
+}
