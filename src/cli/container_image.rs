@@ -62,6 +62,7 @@ pub fn image_info(store: &ImageStore, image: &Image) -> anyhow::Result<ImageInfo
         user: cfg.user().clone().unwrap_or_default(),
         stop_signal: cfg.stop_signal().clone(),
         health: None,
+        exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
     })
 }
 

@@ -319,10 +319,15 @@ pub fn readiness(
         }
         for o in now {
             if !o.running {
-                return Err((
-                    name.clone(),
-                    format!("is not running ({} {})", o.status, o.exit_code),
-                ));
+                if matches!(o.status.as_str(), "exited" | "dead") {
+                    return Err((
+                        name.clone(),
+                        format!("is not running ({} {})", o.status, o.exit_code),
+                    ));
+                }
+                // Created, or exited but not yet recorded by its supervisor.
+                pending.get_or_insert_with(|| (name.clone(), o.status.clone()));
+                continue;
             }
             match o.health.as_deref() {
                 Some("unhealthy") => return Err((name.clone(), "is unhealthy".into())),
