@@ -66,11 +66,32 @@ runc_run() { i=$((i+1)); runc --root "$work/runc" run --bundle "$work/bundle" "b
 r=$(time_cmd runc runc_run)
 echo "runc run (same rootfs bundle):      ${r} ms"
 awk -v b="$b" -v r="$r" 'BEGIN { printf "ratio berth/runc: %.2fx (target: within 2x)\n", b/r }'
+
+# runc again with berth's own spec (Docker's confinement: seccomp profile,
+# masked paths, cgroup limits, devices), so the two runtimes do equal work.
+"$berth" --root "$root" run -d --name specsrc "${image[@]}" sleep 1000 >/dev/null
+cid=$("$berth" --root "$root" inspect -f '{{.Id}}' specsrc)
+mkdir -p "$work/bundle2"
+jq --arg rootfs "$rootfs" '.root.path=$rootfs | .process.args=["true"]
+    | .linux.namespaces |= map(del(.path)) | del(.linux.cgroupsPath)
+    | .mounts |= map(select(.destination != "/etc/hosts" and .destination != "/etc/resolv.conf" and .destination != "/etc/hostname"))' \
+  "$root/containers/$cid/bundle/config.json" > "$work/bundle2/config.json"
+"$berth" --root "$root" rm -f specsrc >/dev/null
+runc_run2() { i=$((i+1)); runc --root "$work/runc" run --bundle "$work/bundle2" "bench2-$$-$i-$RANDOM"; }
+r2=$(time_cmd runc2 runc_run2)
+echo "runc run (berth's spec, same confinement): ${r2} ms"
+awk -v b="$b" -v r="$r2" 'BEGIN { printf "ratio berth/runc(same spec): %.2fx\n", b/r }'
+
 for engine in docker podman; do
-  if command -v "$engine" >/dev/null; then
-    echo "$engine is installed: load the same image and compare with '$engine run --rm --network none IMAGE true'"
-  else
+  if ! command -v "$engine" >/dev/null; then
     echo "$engine: not installed on this machine, not measured"
+  elif ! "$engine" info >/dev/null 2>&1; then
+    echo "$engine: the client is installed but no engine answers (no daemon/service here), not measured"
+  else
+    "$engine" rmi -f berth-bench-busybox >/dev/null 2>&1 || true
+    tar -C "$rootfs" -c . | "$engine" import - berth-bench-busybox >/dev/null
+    d=$(time_cmd "$engine" "$engine" run --rm --network none berth-bench-busybox true)
+    echo "$engine run --rm --network none (same rootfs): ${d} ms"
   fi
 done
 

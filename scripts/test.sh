@@ -15,6 +15,7 @@ packages=(
   nftables iproute2 jq
   debootstrap                          # the Debian base for the apt-get test
   tini gcc libc6-dev bsdutils        # --init; the static syscall probe; script(1) for pty tests
+  time                                 # bench/images.sh: GNU time for peak RSS
 )
 missing=()
 for p in "${packages[@]}"; do

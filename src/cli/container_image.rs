@@ -1,11 +1,15 @@
 //! Where `run`/`create` get an image from: the name as the user typed it,
 //! resolved to the layer directories and config a container needs.
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
 
 use super::container::ImageInfo;
 use super::{Context, Exit};
-use crate::image::{Image, ImageStore, Reference, StoreError};
+use crate::image::reference::Reference;
+use crate::image::store::{ImageStore, StoreError};
+use crate::runtime::container::HealthConfig;
 
 /// Docker's display form of a reference: `busybox` is `busybox:latest`.
 pub fn display_reference(name: &str) -> String {
@@ -17,53 +21,76 @@ pub fn display_reference(name: &str) -> String {
     }
 }
 
-/// Resolves `name` for a new container: the image from the store (pulled
-/// through the registry client when missing), its layers unpacked as the
-/// overlay's lower dirs (the short `layers/l/` links), and the defaults its
-/// config gives a container (env, entrypoint, cmd, workdir, user, stop signal).
+/// Resolves `name` for a new container: from the store, or pulled when
+/// missing (Docker's `Unable to find image '…' locally`, then the pull).
 pub fn resolve_for_container(ctx: &Context, name: &str) -> anyhow::Result<ImageInfo> {
     let root = ctx.root()?;
     let store = ImageStore::open(&root).context("opening the image store")?;
     let image = match store.resolve(name) {
         Ok(image) => image,
         Err(StoreError::NotFound(_)) => {
-            let reference = Reference::parse(name)
-                .map_err(|e| anyhow::anyhow!("invalid reference format {name:?}: {e}"))?;
+            let reference = Reference::parse(name).map_err(|e| Exit {
+                code: 125,
+                message: format!("invalid reference format {name:?}: {e}"),
+            })?;
             crate::registry::pull_missing(&root, &reference, None).map_err(|e| Exit {
                 code: 125,
-                message: format!(
-                    "pulling {}: {}",
-                    display_reference(name),
-                    crate::image::one_line(&e.to_string())
-                ),
+                message: format!("image {}: {e}", display_reference(name)),
             })?
         }
-        Err(e) => return Err(e).with_context(|| format!("looking up image {name}")),
+        Err(e) => return Err(e).context(format!("looking up image {name}")),
     };
-    image_info(&store, &image)
+    let lowers = store
+        .layer_link_dirs(&image)
+        .with_context(|| format!("unpacking the layers of {name}"))?;
+    let raw: serde_json::Value = serde_json::from_slice(&store.read_blob(&image.id)?)
+        .with_context(|| format!("reading the config of {name}"))?;
+    Ok(info_from_config(image.id.to_string(), lowers, &raw))
 }
 
-/// What a container takes from a stored image.
-pub fn image_info(store: &ImageStore, image: &Image) -> anyhow::Result<ImageInfo> {
-    let lowers = store
-        .layer_link_dirs(image)
-        .with_context(|| format!("unpacking the layers of image {}", image.id.short()))?;
-    if lowers.is_empty() {
-        anyhow::bail!("image {} has no layers", image.id.short());
-    }
-    let cfg = image.config.config().clone().unwrap_or_default();
-    Ok(ImageInfo {
-        id: image.id.to_string(),
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a container takes from an image config (the `config` object of the
+/// OCI/Docker image config JSON, including Docker's `Healthcheck`).
+pub fn info_from_config(id: String, lowers: Vec<PathBuf>, raw: &serde_json::Value) -> ImageInfo {
+    let c = &raw["config"];
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let health = c.get("Healthcheck").and_then(|h| {
+        let test = strings(&h["Test"]);
+        if test.is_empty() || test[0] == "NONE" {
+            return None;
+        }
+        Some(HealthConfig {
+            test,
+            interval_ns: h["Interval"].as_u64().unwrap_or(0),
+            timeout_ns: h["Timeout"].as_u64().unwrap_or(0),
+            start_period_ns: h["StartPeriod"].as_u64().unwrap_or(0),
+            retries: h["Retries"].as_u64().unwrap_or(0) as u32,
+        })
+    });
+    ImageInfo {
+        id,
         lowers,
-        env: cfg.env().clone().unwrap_or_default(),
-        entrypoint: cfg.entrypoint().clone().unwrap_or_default(),
-        cmd: cfg.cmd().clone().unwrap_or_default(),
-        workdir: cfg.working_dir().clone().unwrap_or_default(),
-        user: cfg.user().clone().unwrap_or_default(),
-        stop_signal: cfg.stop_signal().clone(),
-        health: None,
-        exposed_ports: cfg.exposed_ports().clone().unwrap_or_default(),
-    })
+        env: strings(&c["Env"]),
+        entrypoint: strings(&c["Entrypoint"]),
+        cmd: strings(&c["Cmd"]),
+        workdir: text("WorkingDir"),
+        user: text("User"),
+        stop_signal: c["StopSignal"].as_str().map(String::from),
+        health,
+        exposed_ports: c["ExposedPorts"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +106,32 @@ mod tests {
             "localhost:5000/app:latest"
         );
         assert_eq!(display_reference("a@sha256:00"), "a@sha256:00");
+    }
+
+    #[test]
+    fn image_config_fields() {
+        let raw = serde_json::json!({"config": {
+            "Env": ["PATH=/bin", "A=1"], "Entrypoint": ["/init"], "Cmd": ["serve", "-v"],
+            "WorkingDir": "/srv", "User": "www-data", "StopSignal": "SIGQUIT",
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000, "Retries": 2}
+        }});
+        let i = info_from_config("sha256:x".into(), vec![], &raw);
+        assert_eq!(i.env, ["PATH=/bin", "A=1"]);
+        assert_eq!(i.entrypoint, ["/init"]);
+        assert_eq!(i.cmd, ["serve", "-v"]);
+        assert_eq!(i.workdir, "/srv");
+        assert_eq!(i.user, "www-data");
+        assert_eq!(i.stop_signal.as_deref(), Some("SIGQUIT"));
+        assert_eq!(i.exposed_ports, ["53/udp", "80/tcp"]);
+        let h = i.health.unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        assert_eq!((h.interval_ns, h.retries), (1_000_000_000, 2));
+        let none = serde_json::json!({"config": {"Healthcheck": {"Test": ["NONE"]}}});
+        assert!(info_from_config(String::new(), vec![], &none)
+            .health
+            .is_none());
+        let empty = info_from_config(String::new(), vec![], &serde_json::json!({}));
+        assert!(empty.cmd.is_empty() && empty.user.is_empty());
     }
 }

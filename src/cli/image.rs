@@ -161,11 +161,20 @@ pub(crate) fn store(ctx: &Context) -> anyhow::Result<ImageStore> {
 }
 
 /// The ids of images that containers use, which `rmi` and `prune` must
-/// keep. The container runtime owns this answer: until containers exist in
-/// the state root there are none, and the runtime extends this function to
-/// list the image id of every container under `ROOT/containers/`.
-pub fn images_in_use(_store: &ImageStore) -> HashSet<Digest> {
-    HashSet::new()
+/// keep: the image id of every container under `ROOT/containers/`.
+pub fn images_in_use(store: &ImageStore) -> HashSet<Digest> {
+    // Looking must not create ROOT/containers/.
+    if !store.state_root().path().join("containers").is_dir() {
+        return HashSet::new();
+    }
+    let Ok(containers) = crate::runtime::container::ContainerStore::open(store.state_root()) else {
+        return HashSet::new();
+    };
+    containers
+        .list()
+        .into_iter()
+        .filter_map(|(c, _)| Digest::parse(&c.image_id).ok())
+        .collect()
 }
 
 pub fn import_cmd(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod commit;
 pub mod compose;
 pub mod container;
 pub mod container_image;
@@ -20,6 +21,7 @@ pub mod project;
 pub mod ps;
 pub mod registry;
 pub mod stream;
+pub mod system;
 
 use std::path::PathBuf;
 
@@ -47,8 +49,9 @@ pub struct GlobalOpts {
     /// Log level (error, warn, info, debug, trace); -v is debug
     #[arg(long = "log-level", global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// More logging (repeat for more)
-    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    /// More logging (repeat for more); before the command only, because
+    /// after it `-v` is Docker's volume flag (`berth run -v SRC:DST`)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print JSON instead of tables (same as --format json)
     #[arg(long, global = true)]
@@ -124,6 +127,11 @@ pub enum Command {
     Wait(container::WaitArgs),
     /// Display the running processes of a container
     Top(ps::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Manage berth (disk usage, clean-up)
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -215,7 +223,21 @@ fn init_logging(global: &GlobalOpts) {
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version go to stdout and succeed; a usage error exits
+            // 125 as Docker's CLI does, so it is never mistaken for the exit
+            // status of a container's command.
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 125,
+            };
+        }
+    };
     init_logging(&cli.global);
     let ctx = Context { global: cli.global };
     match run(&ctx, cli.command) {
@@ -272,6 +294,8 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Attach(a) => container::attach(ctx, a),
         Command::Wait(a) => container::wait(ctx, a),
         Command::Top(a) => ps::top(ctx, a),
+        Command::Commit(a) => commit::run(ctx, a),
+        Command::System(c) => system::run(ctx, c),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),

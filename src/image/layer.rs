@@ -52,6 +52,8 @@ pub enum LayerError {
     TooLarge { limit: u64 },
     #[error("layer content does not match its diff_id: expected {expected}, got {actual}")]
     DiffIdMismatch { expected: Digest, actual: Digest },
+    #[error("layer refused: {0}")]
+    Refused(String),
     #[error("layer is not a valid tar stream: {0}")]
     Corrupt(String),
     #[error("unpacking layer entry {path:?}: {source}")]
@@ -134,6 +136,156 @@ impl<R: Read> Read for CapReader<R> {
     }
 }
 
+/// Largest tar metadata entry (PAX header, GNU long name) berth accepts:
+/// the tar crate reads those into memory.
+pub const MAX_TAR_METADATA: u64 = 1 << 20;
+
+/// Follows the tar stream's block structure as it passes and stops it at a
+/// metadata entry (PAX `x`/`g`, GNU `L`/`K`) larger than
+/// [`MAX_TAR_METADATA`], which the tar crate would otherwise read whole into
+/// memory. It honours PAX `size` records, as tar readers do.
+struct TarGuard<R> {
+    inner: R,
+    /// Bytes of entry data (padded to 512) still to pass before a header.
+    data_left: u64,
+    header: Vec<u8>,
+    /// The data of the PAX header being passed, to find a `size` record.
+    pax: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+    problem: Rc<Cell<Option<&'static str>>>,
+}
+
+impl<R> TarGuard<R> {
+    fn new(inner: R, problem: Rc<Cell<Option<&'static str>>>) -> Self {
+        Self {
+            inner,
+            data_left: 0,
+            header: Vec::with_capacity(512),
+            pax: None,
+            pax_size: None,
+            problem,
+        }
+    }
+
+    fn into_inner(self) -> R {
+        self.inner
+    }
+
+    fn fail(&self, why: &'static str) -> std::io::Error {
+        self.problem.set(Some(why));
+        std::io::Error::other(why)
+    }
+
+    /// Parses a complete 512-byte header.
+    fn on_header(&mut self) -> std::io::Result<()> {
+        let h = std::mem::take(&mut self.header);
+        if h.iter().all(|b| *b == 0) {
+            return Ok(());
+        }
+        let size = parse_size(&h[124..136])
+            .ok_or_else(|| std::io::Error::other("a tar header has an invalid size field"))?;
+        let kind = h[156];
+        let size = match kind {
+            b'x' | b'g' | b'L' | b'K' => {
+                if size > MAX_TAR_METADATA {
+                    return Err(self.fail(
+                        "a tar metadata entry (PAX header or long name) is larger than 1 MiB",
+                    ));
+                }
+                if kind == b'x' {
+                    self.pax = Some(Vec::with_capacity(size as usize));
+                }
+                size
+            }
+            b'S' => return Err(self.fail("GNU sparse entries are not supported in layers")),
+            _ => self.pax_size.take().unwrap_or(size),
+        };
+        self.data_left = size.div_ceil(512) * 512;
+        if self.data_left == 0 {
+            self.finish_pax();
+        }
+        Ok(())
+    }
+
+    fn finish_pax(&mut self) {
+        if let Some(data) = self.pax.take() {
+            for rec in tar_pax_records(&data) {
+                if let Some(v) = rec.strip_prefix(b"size=") {
+                    self.pax_size = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok());
+                }
+            }
+        }
+    }
+}
+
+/// `len key=value\n` records of a PAX extended header.
+fn tar_pax_records(mut data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while let Some(sp) = data.iter().position(|b| *b == b' ') {
+        let Some(len) = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+        else {
+            break;
+        };
+        if len <= sp + 1 || len > data.len() {
+            break;
+        }
+        out.push(&data[sp + 1..len - 1]);
+        data = &data[len..];
+    }
+    out
+}
+
+/// A tar size field: octal text, or base-256 when the top bit is set.
+fn parse_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut v: u64 = (field[0] & 0x7f) as u64;
+        for b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(*b as u64)?;
+        }
+        return Some(v);
+    }
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .filter(|b| *b != 0 && *b != b' ')
+        .collect();
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(&text).ok()?, 8).ok()
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            if self.data_left > 0 {
+                let take = (self.data_left.min(chunk.len() as u64)) as usize;
+                if let Some(p) = self.pax.as_mut() {
+                    let want = p.capacity().saturating_sub(p.len()).min(take);
+                    p.extend_from_slice(&chunk[..want]);
+                }
+                self.data_left -= take as u64;
+                chunk = &chunk[take..];
+                if self.data_left == 0 {
+                    self.finish_pax();
+                }
+            } else {
+                let take = (512 - self.header.len()).min(chunk.len());
+                self.header.extend_from_slice(&chunk[..take]);
+                chunk = &chunk[take..];
+                if self.header.len() == 512 {
+                    self.on_header()?;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Unpacks the (possibly compressed) layer `blob` into the empty directory
 /// `target`, checking the uncompressed stream against `diff_id`.
 ///
@@ -146,8 +298,11 @@ pub fn unpack(
     opts: &UnpackOptions,
 ) -> Result<LayerStats, LayerError> {
     let tripped = Rc::new(Cell::new(false));
+    let problem: Rc<Cell<Option<&'static str>>> = Rc::new(Cell::new(None));
     let bomb = |e: LayerError, tripped: &Rc<Cell<bool>>| {
-        if tripped.get() {
+        if let Some(why) = problem.get() {
+            LayerError::Refused(why.to_string())
+        } else if tripped.get() {
             LayerError::TooLarge {
                 limit: opts.max_bytes,
             }
@@ -164,7 +319,7 @@ pub fn unpack(
         tripped: tripped.clone(),
     };
     let hashed = DigestReader::new(capped);
-    let mut archive = tar::Archive::new(hashed);
+    let mut archive = tar::Archive::new(TarGuard::new(hashed, problem.clone()));
     let root = Root::open(target).map_err(|e| io_err("", e))?;
     let mut state = Unpacker {
         root,
@@ -191,7 +346,7 @@ pub fn unpack(
         })?;
     }
     // Hash the rest of the stream (end-of-archive blocks and padding).
-    let mut hashed = archive.into_inner();
+    let mut hashed = archive.into_inner().into_inner();
     std::io::copy(&mut hashed, &mut std::io::sink()).map_err(|e| {
         bomb(
             LayerError::Corrupt(super::one_line(&e.to_string())),
@@ -432,7 +587,7 @@ impl Unpacker {
         let comps = components(&shown, &path)?;
         let header = entry.header().clone();
         let kind = header.entry_type();
-        if header.entry_size().unwrap_or(0) > self.max_bytes {
+        if entry.size() > self.max_bytes {
             return Err(LayerError::TooLarge {
                 limit: self.max_bytes,
             });
@@ -526,7 +681,7 @@ impl Unpacker {
                 set_xattrs(&f, &xattrs).map_err(|e| io_err(&shown, e))?;
                 self.dir_times.push((comps.clone(), mtime));
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
                 // SAFETY: openat creating a new file, never following a link.
                 let fd = check(unsafe {
                     libc::openat(
@@ -686,4 +841,64 @@ fn set_xattrs(f: &File, xattrs: &[(String, Vec<u8>)]) -> std::io::Result<()> {
         xattr::FileExt::set_xattr(f, k, v)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of_bytes(b"a");
+        let b = Digest::of_bytes(b"b");
+        let chains = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(chains[0], a);
+        assert_eq!(chains[1], Digest::of_bytes(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn tar_fields_parse() {
+        let cases: &[(&[u8], Option<u64>)] = &[
+            (b"00000000012\0", Some(0o12)),
+            (b"        777 ", Some(0o777)),
+            (b"\0\0\0\0\0\0\0\0\0\0\0\0", Some(0)),
+            (&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], Some(256)),
+            (b"0000000009x\0", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(parse_size(field), *want, "{field:?}");
+        }
+        let recs = tar_pax_records(b"12 size=100\n18 path=a/long/nm\nbroken");
+        assert_eq!(recs, vec![&b"size=100"[..], &b"path=a/long/nm"[..]]);
+    }
+
+    #[test]
+    fn the_guard_stops_oversized_metadata_and_follows_pax_sizes() {
+        let build = |kind: tar::EntryType, size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(size);
+            h.set_cksum();
+            h.as_bytes().to_vec()
+        };
+        let problem = Rc::new(Cell::new(None));
+        let big = build(tar::EntryType::XHeader, MAX_TAR_METADATA + 1);
+        let mut g = TarGuard::new(&big[..], problem.clone());
+        assert!(std::io::copy(&mut g, &mut std::io::sink()).is_err());
+        assert!(problem.get().unwrap().contains("larger than 1 MiB"));
+        // A PAX size record moves the next header: the guard follows it.
+        let pax = b"12 size=600\n";
+        let mut stream = build(tar::EntryType::XHeader, pax.len() as u64);
+        stream.extend_from_slice(pax);
+        stream.resize(1024, 0);
+        stream.extend(build(tar::EntryType::Regular, 0));
+        stream.extend(vec![7u8; 1024]); // 600 bytes of data padded to 1024
+        stream.extend(build(tar::EntryType::Regular, 0));
+        let problem = Rc::new(Cell::new(None));
+        let mut g = TarGuard::new(&stream[..], problem.clone());
+        std::io::copy(&mut g, &mut std::io::sink()).unwrap();
+        assert_eq!((g.data_left, g.header.len()), (0, 0));
+        assert_eq!(problem.get(), None);
+    }
 }

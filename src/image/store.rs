@@ -815,6 +815,11 @@ impl ImageStore {
 
     /// Removes dangling images (all unused images with `all`), then every
     /// blob and layer directory nothing in the index refers to.
+    ///
+    /// A blob a concurrent writer (a pull) has stored but not yet named in a
+    /// manifest counts as unreferenced and may go; that writer then fails
+    /// cleanly, because `put_manifest` and `tag` check under the lock that
+    /// every blob a manifest names is present.
     pub fn prune(&self, all: bool, in_use: &HashSet<Digest>) -> Result<PruneReport, StoreError> {
         let images = self.list()?;
         let _lock = self.root.lock()?;
@@ -1175,5 +1180,49 @@ mod tests {
             store.put_manifest(&m.to_bytes(), layout::OCI_MANIFEST),
             Err(StoreError::MissingBlob(_))
         ));
+    }
+
+    #[test]
+    fn reads_docker_v2_schema2_manifests() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(dir.path()).unwrap();
+        let store = ImageStore::open(&root).unwrap();
+        let tar = layer_tar(&[("f", b"docker")]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let (ld, ln) = store.put_blob(&gz[..], None).unwrap();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2023-05-01T10:00:00.123456789Z",
+            "config": {"Cmd": ["sh"]}, "container_config": {}, "docker_version": "24.0.0",
+            "rootfs": {"type": "layers", "diff_ids": [Digest::of_bytes(&tar).to_string()]},
+        });
+        let cbytes = serde_json::to_vec(&config).unwrap();
+        let (cd, cn) = store.put_blob(&cbytes[..], None).unwrap();
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(layout::DOCKER_MANIFEST.into()),
+            config: Descriptor::new(layout::DOCKER_CONFIG, cd.clone(), cn),
+            layers: vec![Descriptor::new(layout::DOCKER_LAYER_GZIP, ld, ln)],
+            annotations: BTreeMap::new(),
+        };
+        let md = store
+            .put_manifest(&m.to_bytes(), layout::DOCKER_MANIFEST)
+            .unwrap();
+        let r = Reference::parse("library/busybox:1").unwrap();
+        store.tag(&r, &md).unwrap();
+        store.tag(&r.with_digest(md.clone()), &md).unwrap();
+        let img = store.resolve("busybox:1").unwrap();
+        assert_eq!(img.id, cd);
+        assert_eq!(img.manifest_media_type, layout::DOCKER_MANIFEST);
+        assert_eq!(img.repo_digests, vec![r.with_digest(md.clone())]);
+        assert_eq!(img.created.unwrap().timestamp(), 1_682_935_200);
+        let dirs = store.layer_dirs(&img).unwrap();
+        assert_eq!(std::fs::read(dirs[0].join("f")).unwrap(), b"docker");
+        let index = store.read_index().unwrap();
+        assert!(index
+            .manifests
+            .iter()
+            .all(|d| d.media_type == layout::DOCKER_MANIFEST));
     }
 }

@@ -5,6 +5,7 @@
 //! See ARCHITECTURE.md ("runtime") for how the pieces fit.
 
 pub mod attach;
+pub mod commit;
 pub mod container;
 pub mod diff;
 pub mod engine;

@@ -62,6 +62,11 @@ impl Overlay {
         self.dir.join("rootfs")
     }
 
+    /// An empty lower dir for an image without layers.
+    pub fn empty_lower(&self) -> PathBuf {
+        self.dir.join("empty-lower")
+    }
+
     /// The `lowerdir=…,upperdir=…,workdir=…` option string, relative to `base`.
     pub fn options(&self) -> Result<String, RootfsError> {
         if self.lowers.is_empty() {
@@ -99,7 +104,21 @@ impl Overlay {
         if self.is_mounted() {
             return Ok(target);
         }
-        let options = self.options()?;
+        let options = if self.lowers.is_empty() {
+            // An image without layers: overlay needs a lower dir.
+            let empty = self.empty_lower();
+            std::fs::create_dir_all(&empty).map_err(|source| RootfsError::Prepare {
+                path: empty.clone(),
+                source,
+            })?;
+            Overlay {
+                lowers: vec![empty],
+                ..self.clone()
+            }
+            .options()?
+        } else {
+            self.options()?
+        };
         std::env::set_current_dir(&self.base).map_err(|source| RootfsError::Prepare {
             path: self.base.clone(),
             source,

@@ -66,11 +66,11 @@ pub fn ensure_sealed_if_needed() -> std::io::Result<()> {
     pentacle::ensure_sealed()
 }
 
-/// Opens the binary through a read-only overlay of its directory, detaches
-/// the mount, and execs the opened file.
-fn exec_from_readonly_overlay(args: &[String]) -> std::io::Result<()> {
+/// Opens the running binary through a read-only overlayfs view of its
+/// directory whose mount is detached at once: the returned file can be
+/// executed (`fexecve`, or `/proc/self/fd/N`) and nobody can write through it.
+pub fn open_readonly_view() -> std::io::Result<std::fs::File> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    use std::ffi::CString;
     let exe = std::fs::read_link("/proc/self/exe")?;
     let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
         return Err(std::io::Error::other("binary path has no directory"));
@@ -97,7 +97,13 @@ fn exec_from_readonly_overlay(args: &[String]) -> std::io::Result<()> {
     )?;
     let file = std::fs::File::open(target.join(name));
     let _ = umount2(&target, MntFlags::MNT_DETACH);
-    let file = file?;
+    file
+}
+
+/// Execs this program again from [`open_readonly_view`].
+fn exec_from_readonly_overlay(args: &[String]) -> std::io::Result<()> {
+    use std::ffi::CString;
+    let file = open_readonly_view()?;
     let argv: Vec<CString> = args
         .iter()
         .filter_map(|a| CString::new(a.as_bytes()).ok())
@@ -110,7 +116,6 @@ fn exec_from_readonly_overlay(args: &[String]) -> std::io::Result<()> {
             CString::new(kv).ok()
         })
         .collect();
-    drop(view);
     nix::unistd::fexecve(std::os::fd::AsRawFd::as_raw_fd(&file), &argv, &envp)?;
     Ok(())
 }

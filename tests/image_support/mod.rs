@@ -171,12 +171,16 @@ pub fn listing(dir: &Path) -> BTreeMap<String, String> {
                 "dir".to_string()
             } else if md.file_type().is_symlink() {
                 format!("link -> {}", std::fs::read_link(&p).unwrap().display())
-            } else {
+            } else if md.is_file() {
                 format!(
                     "file {} {}",
                     md.len(),
                     sha256(&std::fs::read(&p).unwrap_or_default())
                 )
+            } else {
+                // Devices and fifos: never read them.
+                use std::os::unix::fs::MetadataExt;
+                format!("special {:o} {}", md.mode(), md.rdev())
             };
             out.insert(rel, desc);
         }

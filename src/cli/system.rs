@@ -1,0 +1,181 @@
+//! `berth system prune` and `berth system df`: Docker's disk-usage report
+//! and clean-up across containers, images and networks. (berth has no build
+//! cache and no anonymous volumes, so those lines report nothing.)
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::output::{human_size, Table};
+use super::{Context, OutputFormat};
+use crate::image::store::{ImageStore, Removal};
+use crate::network::Networks;
+use crate::runtime::container::ContainerStore;
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Remove stopped containers, unused networks and dangling (or, with -a, unused) images
+    Prune(PruneArgs),
+    /// Show disk usage
+    Df(DfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Format output (json)
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+pub fn run(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<()> {
+    match cmd {
+        SystemCommand::Prune(a) => prune(ctx, a),
+        SystemCommand::Df(a) => df(ctx, a),
+    }
+}
+
+fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
+    let root = ctx.root()?;
+    if !args.force {
+        let images = if args.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        };
+        eprint!(
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - {images}\n\nAre you sure you want to continue? [y/N] "
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .take(64)
+            .read_to_string(&mut answer)
+            .ok();
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Ok(());
+        }
+    }
+    let containers = ContainerStore::open(&root)?;
+    let (ids, container_bytes) = super::container::prune_stopped(&containers)?;
+    if !ids.is_empty() {
+        println!("Deleted Containers:");
+        for id in &ids {
+            println!("{id}");
+        }
+        println!();
+    }
+    let networks = Networks::open(&root)
+        .context("opening the networks")?
+        .prune()
+        .context("pruning networks")?;
+    if !networks.is_empty() {
+        println!("Deleted Networks:");
+        for n in &networks {
+            println!("{n}");
+        }
+        println!();
+    }
+    let images = ImageStore::open(&root).context("opening the image store")?;
+    let report = images.prune(args.all, &super::image::images_in_use(&images))?;
+    if !report.removals.is_empty() {
+        println!("Deleted Images:");
+        for r in &report.removals {
+            match r {
+                Removal::Untagged(r) => println!("untagged: {}", r.familiar()),
+                Removal::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(container_bytes + report.reclaimed)
+    );
+    Ok(())
+}
+
+fn percent(part: u64, total: u64) -> String {
+    match (part * 100).checked_div(total) {
+        Some(pct) => format!("{} ({pct}%)", human_size(part)),
+        None => "0B".to_string(),
+    }
+}
+
+fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
+    let root = ctx.root()?;
+    let containers = ContainerStore::open(&root)?;
+    let images = ImageStore::open(&root).context("opening the image store")?;
+    let all = containers.list();
+    let in_use: HashSet<String> = all.iter().map(|(c, _)| c.image_id.clone()).collect();
+    let image_list = images.list()?;
+    let img_total: u64 = image_list.iter().map(|i| i.size).sum();
+    let img_active = image_list
+        .iter()
+        .filter(|i| in_use.contains(&i.id.to_string()))
+        .count();
+    let img_reclaimable: u64 = image_list
+        .iter()
+        .filter(|i| !in_use.contains(&i.id.to_string()))
+        .map(|i| i.size)
+        .sum();
+    let mut c_size = 0;
+    let mut c_reclaimable = 0;
+    let mut c_active = 0;
+    for (c, st) in &all {
+        let size = super::container::dir_size(&containers.dir(&c.id).join("upper"));
+        c_size += size;
+        if super::ps::observe(st).running {
+            c_active += 1;
+        } else {
+            c_reclaimable += size;
+        }
+    }
+    let rows = [
+        (
+            "Images",
+            image_list.len(),
+            img_active,
+            img_total,
+            img_reclaimable,
+        ),
+        ("Containers", all.len(), c_active, c_size, c_reclaimable),
+        ("Local Volumes", 0, 0, 0, 0),
+        ("Build Cache", 0, 0, 0, 0),
+    ];
+    if ctx.format(args.format.as_deref()) == OutputFormat::Json {
+        for (t, total, active, size, rec) in rows {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "Type": t, "TotalCount": total.to_string(), "Active": active.to_string(),
+                    "Size": human_size(size), "Reclaimable": percent(rec, size),
+                })
+            );
+        }
+        return Ok(());
+    }
+    let mut t = Table::new(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]);
+    for (ty, total, active, size, rec) in rows {
+        t.row([
+            ty.to_string(),
+            total.to_string(),
+            active.to_string(),
+            human_size(size),
+            percent(rec, size),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
