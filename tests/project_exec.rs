@@ -246,6 +246,11 @@ fn three_services_up_plan_recreate_noop_down() {
     // web answers on its published port on the host's loopback.
     let port: u16 = p.env[0].1.parse().unwrap();
     assert_eq!(http_get(port).trim(), "hello from berth");
+    let (published, _) = p.ok(&["compose", "port", "web", "80"]);
+    assert!(
+        published.trim().ends_with(&format!(":{port}")),
+        "{published}"
+    );
     // api reaches db by its service name on the project network.
     p.ok(&["compose", "exec", "api", "ping", "-c", "1", "-W", "2", "db"]);
     let (logs, _) = p.ok(&["compose", "logs", "api"]);

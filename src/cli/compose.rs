@@ -129,6 +129,8 @@ pub enum ComposeCommand {
     Rm(ComposeRm),
     /// Show the processes of services' containers
     Top(ComposeServices),
+    /// Print the host address a service's port is published on
+    Port(ComposePort),
     /// Bring the project up (same as `berth up`)
     Up(UpArgs),
     /// Tear the project down (same as `berth down`)
@@ -194,6 +196,18 @@ pub struct ComposeExec {
     pub service: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ComposePort {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Which replica (default 1)
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    pub service: String,
+    /// PRIVATE_PORT[/PROTO]
+    pub port: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -1015,6 +1029,23 @@ pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
         ComposeCommand::Ps(a) => ps(ctx, a),
         ComposeCommand::Logs(a) => logs(ctx, a),
         ComposeCommand::Exec(a) => exec(ctx, a),
+        ComposeCommand::Port(a) => {
+            let (_, _, cs) = containers_of(ctx, &a.project, std::slice::from_ref(&a.service))?;
+            let c = cs.iter().find(|c| c.replica() == a.index).ok_or_else(|| {
+                anyhow!(
+                    "service {} has no container with index {}",
+                    a.service,
+                    a.index
+                )
+            })?;
+            super::network::port(
+                ctx,
+                super::network::PortArgs {
+                    container: c.config.id.clone(),
+                    port: Some(a.port),
+                },
+            )
+        }
         ComposeCommand::Start(a) => {
             let (root, _, cs) = containers_of(ctx, &a.project, &a.services)?;
             let cs: Vec<_> = cs.into_iter().filter(|c| !c.running).collect();
