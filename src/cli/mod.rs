@@ -7,6 +7,7 @@
 //! chooses through [`Exit`]).
 
 pub mod commit;
+pub mod compose;
 pub mod container;
 pub mod container_image;
 pub mod exec;
@@ -80,6 +81,15 @@ pub enum Command {
     Image(image::ImageCommand),
     /// Print the project's resolved manifest (after interpolation, merging and defaults)
     Config(project::ConfigArgs),
+    /// Create and start the project's containers (berth.toml)
+    Up(compose::UpArgs),
+    /// Stop and remove the project's containers and networks
+    Down(compose::DownArgs),
+    /// Show what `up` would change, field by field
+    Plan(compose::PlanArgs),
+    /// The container verbs by service name, inside a project
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
     /// Print the JSON Schema of berth.toml
     #[command(name = "__schema", hide = true)]
     Schema,
@@ -261,6 +271,10 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Image(c) => image::run_group(ctx, c),
         Command::Config(args) => project::config(ctx, args),
         Command::Schema => project::schema(),
+        Command::Up(a) => compose::up(ctx, a),
+        Command::Down(a) => compose::down(ctx, a),
+        Command::Plan(a) => compose::plan(ctx, a),
+        Command::Compose(c) => compose::run_group(ctx, c),
         Command::Pull(a) => registry::pull(ctx, a),
         Command::Push(a) => registry::push(ctx, a),
         Command::Login(a) => registry::login(ctx, a),

@@ -27,9 +27,11 @@
 //! //      (JSON) with the container so the next ActualState can carry it.
 //! ```
 
+pub mod actual;
 pub mod canonical;
 pub mod de;
 pub mod error;
+pub mod executor;
 pub mod interpolate;
 pub mod load;
 pub mod manifest;
@@ -37,6 +39,7 @@ pub mod model;
 pub mod planner;
 pub mod schema;
 pub mod source;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
