@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::os::fd::AsRawFd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -206,15 +208,57 @@ fn kernel_traces(root: &Path, ids: &[String], net_ids: &[String]) -> Vec<String>
 
 /// The body of `GET /` on 127.0.0.1:PORT.
 fn http_get(port: u16) -> String {
+    http_get_from(port, 0).0
+}
+
+/// The body of `GET /` on 127.0.0.1:PORT sent from local port `from` (0:
+/// any), and the local port used. Reusing a source port makes the kernel
+/// look up the connection tracking entry of the earlier connection.
+fn http_get_from(port: u16, from: u16) -> (String, u16) {
+    use nix::sys::socket::{
+        bind, connect, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+        SockaddrIn,
+    };
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, from)).unwrap();
+    let local: SockaddrIn = getsockname(fd.as_raw_fd()).unwrap();
+    // A bounded wait for the connection: a stale entry makes it hang.
+    let timeout = nix::sys::time::TimeVal::new(10, 0);
+    setsockopt(&fd, sockopt::SendTimeout, &timeout).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)).unwrap_or_else(|e| {
+        let table = std::process::Command::new("conntrack")
+            .args(["-L"])
+            .output()
+            .unwrap();
+        panic!(
+            "connecting from 127.0.0.1:{} (asked {from}) to port {port}: {e}\nconntrack:\n{}",
+            local.port(),
+            String::from_utf8_lossy(&table.stdout)
+                .lines()
+                .filter(|l| l.contains(&format!("={port} "))
+                    || l.contains(&format!("={} ", local.port())))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let mut s = std::net::TcpStream::from(fd);
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut r = String::new();
     s.read_to_string(&mut r).unwrap();
-    r.split_once("\r\n\r\n")
+    let body = r
+        .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
-        .unwrap_or(r)
+        .unwrap_or(r);
+    (body, local.port())
 }
 
 fn network_ids(root: &Path) -> Vec<String> {
@@ -245,7 +289,8 @@ fn three_services_up_plan_recreate_noop_down() {
     assert!(ps.contains("(healthy)"), "db reports healthy: {ps}");
     // web answers on its published port on the host's loopback.
     let port: u16 = p.env[0].1.parse().unwrap();
-    assert_eq!(http_get(port).trim(), "hello from berth");
+    let (page, first_port) = http_get_from(port, 0);
+    assert_eq!(page.trim(), "hello from berth");
     let (published, _) = p.ok(&["compose", "port", "web", "80"]);
     assert!(
         published.trim().ends_with(&format!(":{port}")),
@@ -279,11 +324,10 @@ fn three_services_up_plan_recreate_noop_down() {
     assert_eq!(before[0], after[0], "db untouched");
     assert_eq!(before[1], after[1], "api untouched");
     assert_ne!(before[2], after[2], "web recreated");
-    // Not through the published port again: the network layer does not yet
-    // flush conntrack entries of a removed container's DNAT, and with
-    // loopback's tcp_tw_reuse a new connection from a reused source port
-    // follows the stale entry to the old container's address.
-    let (page, _) = p.ok(&["compose", "exec", "web", "cat", "/www/index.html"]);
+    // Through the published port again, from the very source port of the
+    // first request: the removed container's connection tracking entries
+    // are gone, so the connection reaches the new container.
+    let (page, _) = http_get_from(port, first_port);
     assert_eq!(page.trim(), "bonjour from berth");
 
     // Again: nothing changes, and it says so.

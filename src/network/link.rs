@@ -255,6 +255,17 @@ pub struct VethSpec {
     pub default_route: bool,
 }
 
+/// The container end's MAC address, derived from its IP as Docker does
+/// (`02:42:` and the four address bytes: locally administered, unicast).
+/// IPAM reuses released addresses, and the host's neighbour cache may still
+/// map a reused address to the previous container's MAC; with the MAC a
+/// function of the address, that cached entry stays right and a recreated
+/// container is reachable at once.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x02, 0x42, a, b, c, d]
+}
+
 /// Creates a veth pair between `spec.bridge` and the namespace, configures
 /// the container end (address, up, loopback up, default route). On failure
 /// the pair is deleted again.
@@ -272,6 +283,7 @@ pub fn attach_veth(spec: &VethSpec) -> Result<(), LinkError> {
             .index;
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(s.ifname.clone())
+            .address(mac_for(s.ip).to_vec())
             .setns_by_fd(netns.as_raw_fd())
             .build();
         let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
@@ -356,4 +368,21 @@ pub fn link_names() -> Result<Vec<String>, LinkError> {
             })
             .collect())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_follows_the_address_like_docker() {
+        assert_eq!(
+            mac_for(Ipv4Addr::new(10, 89, 0, 4)),
+            [0x02, 0x42, 0x0a, 0x59, 0x00, 0x04]
+        );
+        assert_eq!(
+            mac_for(Ipv4Addr::new(172, 17, 0, 2)),
+            [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]
+        );
+    }
 }

@@ -26,6 +26,7 @@
 //! [`Networks::repair`] is run by the next command after a crash with (a
 //! function returning) the set of containers that still exist.
 
+pub mod conntrack;
 pub mod hosts;
 pub mod ipam;
 pub mod link;
@@ -582,8 +583,9 @@ impl Networks {
     fn unplug_locked(&self, container_id: &str) -> Result<(), NetError> {
         self.nat.remove_owners(&[nat::ctr_owner(container_id)])?;
         for n in self.list()? {
-            if n.endpoints.contains_key(container_id) {
+            if let Some(endpoint) = n.endpoints.get(container_id) {
                 link::delete_link(&names::host_veth(container_id, &n.id))?;
+                conntrack::forget(endpoint.ip);
             }
         }
         Ok(())
