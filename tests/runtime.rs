@@ -1403,3 +1403,45 @@ fn system_prune_reclaims_and_reports() {
     assert_eq!(e.ok(&["ps", "-q"]).lines().count(), 1);
     assert!(e.ok(&["images"]).contains("busybox"));
 }
+
+#[test]
+fn exec_it_gets_its_own_pty_with_job_control() {
+    let e = Engine::new();
+    e.ok(&["run", "-d", "--name", "c-xpty", "@bb", "sleep", "1000"]);
+    let (code, out) = under_pty(
+        &e,
+        &["exec", "-it", "c-xpty", "sh"],
+        &[
+            // A pty of the container's devpts (the caller's terminal is not
+            // visible in there), a controlling terminal, and job control:
+            // `sleep &` shows as job [1].
+            "tty; echo ctty=$(ls -l /proc/self/fd/0 | sed 's/.*-> //')\r",
+            "sleep 30 & jobs; kill %1\r",
+            "exit 6\r",
+        ],
+    );
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("ctty=/dev/pts/"), "{out}");
+    assert!(out.contains("[1]"), "{out}");
+    assert!(!out.contains("can't access tty"), "{out}");
+    assert!(!out.contains("job control turned off"), "{out}");
+}
+
+#[test]
+fn exec_t_passes_the_window_size() {
+    let e = Engine::new();
+    e.ok(&["run", "-d", "--name", "c-xsize", "@bb", "sleep", "1000"]);
+    require("script");
+    let cmdline = format!(
+        "stty rows 37 cols 91; {} exec -t c-xsize stty size",
+        common::berth_bin().display(),
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("BERTH_ROOT", e.root.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("37 91"), "{text}");
+}

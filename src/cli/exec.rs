@@ -1,10 +1,14 @@
 //! `berth exec`: a new process in a running container's namespaces, cgroup,
 //! user and confinement (libcontainer's tenant container).
 //!
-//! The process inherits this command's stdin/stdout/stderr, so with `-it` on
-//! a terminal it talks to that terminal directly. berth runs from a sealed
-//! copy of itself here (see `main.rs`) because the process forked into the
-//! container is berth until it execs.
+//! Without `-t` the process inherits this command's stdin/stdout/stderr.
+//! With `-t` it gets a terminal of its own, as with Docker: a new pty in the
+//! container's devpts (the OCI `process.terminal`; libcontainer sends the
+//! master over a console socket), so a shell has job control and its own
+//! window size; this command copies between its terminal (raw mode with
+//! `-i`) and the master, and passes its window size on at start and on each
+//! SIGWINCH. berth runs from a sealed copy of itself here (see `main.rs`)
+//! because the process forked into the container is berth until it execs.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -26,7 +30,7 @@ pub struct ExecArgs {
     /// Keep STDIN open
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (the process uses this command's terminal)
+    /// Allocate a pseudo-TTY
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Username or UID (format: <name|uid>[:<group|gid>])
@@ -84,6 +88,9 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     if cwd.as_ref().is_some_and(|c| c.is_relative()) {
         bail!("the working directory must be an absolute path");
     }
+    if args.tty && !args.detach {
+        return exec_with_pty(&store, &id, &args, env, cwd, u);
+    }
     let stdio = if args.detach {
         let null = |w: bool| -> anyhow::Result<OwnedFd> {
             Ok(OwnedFd::from(
@@ -119,6 +126,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             gid: Some(u.gid),
             additional_gids: u.additional_gids,
             detach: args.detach,
+            process: None,
         },
         stdio,
     ) {
@@ -144,6 +152,176 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e).context("waiting for the exec'd process"),
         }
     };
+    if code != 0 {
+        return Err(Exit::silent(code).into());
+    }
+    Ok(())
+}
+
+/// Removes a socket file on drop.
+struct Unlink(std::path::PathBuf);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `exec -t`: the process on a new pty; copies between our terminal and the
+/// master until the process's side closes, then returns its exit code.
+fn exec_with_pty(
+    store: &ContainerStore,
+    id: &str,
+    args: &ExecArgs,
+    env: HashMap<String, String>,
+    cwd: Option<std::path::PathBuf>,
+    u: user::ResolvedUser,
+) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+
+    let dir = store.dir(id);
+    // The container's own process (capabilities, rlimits, no_new_privileges,
+    // ...) with the exec's command, environment, user and a terminal.
+    let spec = oci_spec::runtime::Spec::load(dir.join("bundle/config.json"))
+        .context("reading the container's spec")?;
+    let mut process = spec
+        .process()
+        .clone()
+        .context("the container's spec has no process")?;
+    let mut envv: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    envv.sort();
+    process.set_args(Some(args.command.clone()));
+    process.set_env(Some(envv));
+    if let Some(c) = cwd {
+        process.set_cwd(c);
+    }
+    let mut puser = process.user().clone();
+    puser.set_uid(u.uid);
+    puser.set_gid(u.gid);
+    puser.set_additional_gids(Some(u.additional_gids.clone()));
+    process.set_user(puser);
+    process.set_terminal(Some(true));
+    let size = super::stream::window_size();
+    let process_file = tempfile::Builder::new()
+        .prefix("exec-")
+        .suffix(".json")
+        .tempfile_in(&dir)
+        .context("writing the exec process file")?;
+    serde_json::to_writer(process_file.as_file(), &process)?;
+
+    let sock_name = format!("exec-{}.sock", std::process::id());
+    let listener = crate::runtime::supervisor::bind_short(&dir, &sock_name)?;
+    let _unlink = Unlink(dir.join(&sock_name));
+    let pid = engine::exec(
+        id,
+        &dir.join("lc"),
+        ExecOptions {
+            args: args.command.clone(),
+            detach: true,
+            process: Some(process_file.path().to_path_buf()),
+            ..Default::default()
+        },
+        Stdio {
+            console_socket: Some(dir.join(&sock_name)),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        let msg = e.to_string();
+        anyhow::Error::from(Exit {
+            code: engine::start_failure_code(&msg),
+            message: format!("exec in container {}: {msg}", args.container),
+        })
+    })?;
+    drop(process_file);
+    // The process sent the master before exec; wait for it, bounded.
+    listener.set_nonblocking(true)?;
+    {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut pfd = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&listener),
+            PollFlags::POLLIN,
+        )];
+        if !matches!(poll(&mut pfd, PollTimeout::from(10_000u16)), Ok(n) if n > 0) {
+            bail!("exec in container {}: no terminal received", args.container);
+        }
+    }
+    let (conn, _) = listener.accept().context("accepting the console socket")?;
+    conn.set_nonblocking(false)?;
+    let master = std::fs::File::from(
+        crate::runtime::supervisor::recv_fd(&conn).context("receiving the terminal")?,
+    );
+    drop(conn);
+    if let Some((r, c)) = size {
+        crate::runtime::supervisor::set_window_size(&master, r, c);
+    }
+    let _raw = args.interactive.then(super::stream::RawMode::enter);
+
+    // Window-size changes: SIGWINCH, blocked here before any thread starts
+    // so that only the waiting thread takes it.
+    {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGWINCH);
+        if set.thread_block().is_ok() {
+            let m = master.try_clone()?;
+            std::thread::spawn(move || loop {
+                if set.wait().is_ok() {
+                    if let Some((r, c)) = super::stream::window_size() {
+                        crate::runtime::supervisor::set_window_size(&m, r, c);
+                    }
+                }
+            });
+        }
+    }
+    if args.interactive {
+        let mut m = master.try_clone()?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        // EOF: the terminal's end-of-file character.
+                        let _ = m.write_all(&[0x04]);
+                        return;
+                    }
+                    Ok(n) => {
+                        if m.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    // Output until the slave side is closed by every process holding it
+    // (read gives EIO then).
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 16 * 1024];
+    let mut reader = &master;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let code = loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => break c,
+            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e).context("waiting for the exec'd process"),
+        }
+    };
+    drop(_raw);
     if code != 0 {
         return Err(Exit::silent(code).into());
     }

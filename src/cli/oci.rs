@@ -248,6 +248,7 @@ pub fn run(ctx: &Context, cmd: OciCommand) -> anyhow::Result<()> {
                     uid,
                     gid,
                     additional_gids: Vec::new(),
+                    process: None,
                     detach: a.detach,
                 },
                 Stdio::default(),

@@ -24,10 +24,10 @@ pub enum Ended {
 }
 
 /// Restores the terminal mode on drop.
-struct RawMode(Option<Termios>);
+pub struct RawMode(Option<Termios>);
 
 impl RawMode {
-    fn enter() -> Self {
+    pub fn enter() -> Self {
         let stdin = std::io::stdin();
         match termios::tcgetattr(&stdin) {
             Ok(orig) => {

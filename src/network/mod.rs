@@ -581,7 +581,16 @@ impl Networks {
     }
 
     fn unplug_locked(&self, container_id: &str) -> Result<(), NetError> {
-        self.nat.remove_owners(&[nat::ctr_owner(container_id)])?;
+        // DNAT rules exist only for containers with published ports (`plug`
+        // installs them from the ports table, which keeps them until
+        // `release`); skip the two `nft` runs (~20 ms each) otherwise, which
+        // is every `--network none` container.
+        let has_ports = store::load_ports(&self.root)?
+            .iter()
+            .any(|p| p.container_id == container_id);
+        if has_ports {
+            self.nat.remove_owners(&[nat::ctr_owner(container_id)])?;
+        }
         for n in self.list()? {
             if let Some(endpoint) = n.endpoints.get(container_id) {
                 link::delete_link(&names::host_veth(container_id, &n.id))?;

@@ -132,6 +132,9 @@ pub struct ExecOptions {
     pub gid: Option<u32>,
     pub additional_gids: Vec<u32>,
     pub detach: bool,
+    /// A process.json (OCI `process`) used as is instead of the fields
+    /// above, e.g. for a process with its own terminal.
+    pub process: Option<PathBuf>,
 }
 
 /// Starts a process in the container's namespaces and cgroup; returns its pid
@@ -147,6 +150,7 @@ pub fn exec(id: &str, lc_root: &Path, opts: ExecOptions, stdio: Stdio) -> Result
         .with_additional_gids(opts.additional_gids)
         .with_no_new_privs(true)
         .with_detach(opts.detach)
+        .with_process(opts.process)
         .build()?;
     Ok(pid)
 }

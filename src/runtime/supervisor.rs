@@ -461,7 +461,7 @@ fn install_signal_handlers() -> Result<File, SupervisorError> {
 
 /// Binds a unix socket by a path relative to `dir` (socket paths are limited
 /// to 108 bytes; the state root may be deep).
-fn bind_short(dir: &Path, name: &str) -> Result<UnixListener, SupervisorError> {
+pub fn bind_short(dir: &Path, name: &str) -> Result<UnixListener, SupervisorError> {
     let prev = std::env::current_dir().ok();
     std::env::set_current_dir(dir).map_err(io("entering container dir"))?;
     let _ = std::fs::remove_file(name);
@@ -977,6 +977,7 @@ impl Supervisor {
                 uid: Some(user.uid),
                 gid: Some(user.gid),
                 additional_gids: user.additional_gids,
+                process: None,
                 detach: true,
             },
             Stdio {
@@ -1070,7 +1071,7 @@ fn stream_name(kind: u8) -> &'static str {
 
 /// TIOCSWINSZ on a pty master (the kernel sends SIGWINCH to the foreground
 /// process group of the terminal).
-fn set_window_size(pty: &File, rows: u16, cols: u16) {
+pub fn set_window_size(pty: &File, rows: u16, cols: u16) {
     let ws = libc::winsize {
         ws_row: rows,
         ws_col: cols,
@@ -1126,7 +1127,7 @@ fn write_all_blocking_file(file: &mut File, mut data: &[u8]) -> std::io::Result<
 }
 
 /// Receives one fd sent with SCM_RIGHTS (the pty master from the engine).
-fn recv_fd(stream: &UnixStream) -> Result<OwnedFd, SupervisorError> {
+pub fn recv_fd(stream: &UnixStream) -> Result<OwnedFd, SupervisorError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
