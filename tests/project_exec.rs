@@ -206,11 +206,6 @@ fn kernel_traces(root: &Path, ids: &[String], net_ids: &[String]) -> Vec<String>
     out
 }
 
-/// The body of `GET /` on 127.0.0.1:PORT.
-fn http_get(port: u16) -> String {
-    http_get_from(port, 0).0
-}
-
 /// The body of `GET /` on 127.0.0.1:PORT sent from local port `from` (0:
 /// any), and the local port used. Reusing a source port makes the kernel
 /// look up the connection tracking entry of the earlier connection.
