@@ -366,6 +366,53 @@ fn containers_do_not_share_files() {
     assert!(!e.rootfs.join("created-here").exists());
 }
 
+/// A process started by `exec` is confined like the container's own: the
+/// same seccomp filter (mode 2), no_new_privs and capabilities, with and
+/// without a terminal.
+#[test]
+fn exec_runs_under_the_seccomp_filter() {
+    let e = Engine::new();
+    e.ok(&["run", "-d", "--name", "c-sc", "@bb", "sleep", "1000"]);
+    let fields = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("Seccomp:")
+                    || l.starts_with("NoNewPrivs:")
+                    || l.starts_with("CapEff:")
+            })
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let init = fields(&e.ok(&["exec", "c-sc", "cat", "/proc/1/status"]));
+    let exec = fields(&e.ok(&["exec", "c-sc", "cat", "/proc/self/status"]));
+    assert_eq!(
+        exec,
+        vec!["CapEff: 00000000a80425fb", "NoNewPrivs: 1", "Seccomp: 2"],
+        "exec'd process"
+    );
+    assert_eq!(exec, init, "exec'd process vs the container's init");
+    let out = e.ok(&[
+        "exec",
+        "-d",
+        "c-sc",
+        "sh",
+        "-c",
+        "grep Seccomp: /proc/self/status > /tmp/d",
+    ]);
+    assert_eq!(out, "");
+    e.eventually("exec -d wrote its status", || {
+        e.run(&["exec", "c-sc", "cat", "/tmp/d"])
+            .stdout
+            .starts_with(b"Seccomp:")
+    });
+    assert_eq!(
+        e.ok(&["exec", "c-sc", "cat", "/tmp/d"])
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["Seccomp:", "2"]
+    );
+}
+
 #[test]
 fn exec_runs_in_the_container() {
     let e = Engine::new();

@@ -594,7 +594,9 @@ impl Networks {
         for n in self.list()? {
             if let Some(endpoint) = n.endpoints.get(container_id) {
                 link::delete_link(&names::host_veth(container_id, &n.id))?;
-                conntrack::forget(endpoint.ip);
+                if has_ports {
+                    conntrack::forget(endpoint.ip);
+                }
             }
         }
         Ok(())
