@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -98,30 +98,14 @@ impl Engine {
 
     /// Polls until `f` holds (panics after a generous limit, which is a
     /// failure, not a timing assertion).
-    fn eventually(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let end = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < end {
-            if f() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("gave up waiting for: {what}");
+    fn eventually(&self, what: &str, f: impl FnMut() -> bool) {
+        common::eventually(what, f)
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let out = self.root.run(&["ps", "-aq", "--no-trunc"]);
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm".to_string(), "-f".to_string()];
-            args.extend(ids);
-            let _ = self.root.cmd().args(&args).output();
-        }
+        self.root.remove_all_containers();
     }
 }
 

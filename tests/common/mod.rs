@@ -81,6 +81,36 @@ impl TestRoot {
     }
 }
 
+impl TestRoot {
+    /// Force-removes every container of this state root (for Drop guards:
+    /// errors are ignored, the point is to leave nothing behind).
+    pub fn remove_all_containers(&self) {
+        let out = self.run(&["ps", "-aq", "--no-trunc"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm".to_string(), "-f".to_string()];
+            args.extend(ids);
+            let _ = self.cmd().args(&args).output();
+        }
+    }
+}
+
+/// Polls until `f` holds; panics after a generous limit, which is a
+/// failure, not a timing assertion.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("gave up waiting for: {what}");
+}
+
 impl Drop for TestRoot {
     fn drop(&mut self) {
         unmount_under(self.path());
