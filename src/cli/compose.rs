@@ -69,6 +69,20 @@ pub struct UpArgs {
     pub services: Vec<String>,
 }
 
+/// What `plan` and `up` share: the desired project (images pulled per
+/// `pull`; `None` never pulls), what exists of it, and the plan between them.
+fn desired_and_plan(
+    ctx: &Context,
+    project_args: &ProjectArgs,
+    pull: Option<PullPolicy>,
+    options: PlanOptions,
+) -> anyhow::Result<(Project, project::Plan)> {
+    let desired = resolve_with_images(ctx, project_args, pull)?;
+    let actual = actual::read(&ctx.root()?, &desired.name)?;
+    let plan = project::plan(&desired, &actual, &options)?;
+    Ok((desired, plan))
+}
+
 /// `berth plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -694,13 +708,11 @@ fn resolve_with_images(
 pub fn plan(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
     // Planning never pulls: an image not in the store is hashed without a
     // digest (and its services show as created).
-    let desired = resolve_with_images(ctx, &args.project, None)?;
-    let root = ctx.root()?;
-    let actual = actual::read(&root, &desired.name)?;
-    let plan = project::plan(
-        &desired,
-        &actual,
-        &PlanOptions {
+    let (_, plan) = desired_and_plan(
+        ctx,
+        &args.project,
+        None,
+        PlanOptions {
             services: args.services.clone(),
             no_deps: args.no_deps,
             force_recreate: args.force_recreate,
@@ -721,19 +733,18 @@ pub fn plan(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
 
 /// `berth up`.
 pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
-    let desired = resolve_with_images(ctx, &args.project, Some(args.pull))?;
-    let root = ctx.root()?;
-    let actual = actual::read(&root, &desired.name)?;
-    let plan = project::plan(
-        &desired,
-        &actual,
-        &PlanOptions {
+    let (desired, plan) = desired_and_plan(
+        ctx,
+        &args.project,
+        Some(args.pull),
+        PlanOptions {
             services: args.services.clone(),
             no_deps: args.no_deps,
             force_recreate: args.force_recreate,
             remove_orphans: args.remove_orphans,
         },
     )?;
+    let root = ctx.root()?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
