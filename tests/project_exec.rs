@@ -41,17 +41,13 @@ impl Project {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        // `-p` goes right after the (sub)command: `exec` takes the rest.
-        let n = if args.first() == Some(&"compose") {
-            2
-        } else {
-            1
-        };
-        c.args(&args[..n.min(args.len())]);
+        // `-p` goes right after the command (`berth up -p X`, `berth
+        // compose -p X logs`): `exec` takes the rest.
+        c.args(&args[..1.min(args.len())]);
         if let Some(p) = &self.name {
             c.arg("-p").arg(p);
         }
-        c.args(&args[n.min(args.len())..]);
+        c.args(&args[1.min(args.len())..]);
         c
     }
 
@@ -98,6 +94,8 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.run(&["down", "-t", "0", "--remove-orphans", "--volumes"]);
+        // Containers a test made beside the project (`berth run`).
+        self.root.remove_all_containers();
     }
 }
 
@@ -417,6 +415,98 @@ fn build_without_image_fails_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("berth cannot build images yet"), "{err}");
     assert!(p.containers().is_empty());
+}
+
+#[test]
+fn top_level_verbs_take_service_names_inside_a_project() {
+    let name = unique("names");
+    let manifest = format!(
+        "name = \"{name}\"\n\n[services.app]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo hello-from-app; exec sleep 1000\"]\nstop_signal = \"KILL\"\nreplicas = 2\n\n[services.one]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo one-says-hi; exec sleep 1000\"]\nstop_signal = \"KILL\"\n\n[services.later]\nimage = \"busybox\"\nprofiles = [\"extra\"]\n"
+    );
+    let p = Project::new(with_busybox(), "names", &manifest);
+    p.ok(&["up", "-d", "--wait"]);
+
+    // One container: Docker's plain output.
+    let (logs, _) = p.ok(&["logs", "one"]);
+    assert_eq!(logs.trim(), "one-says-hi");
+    // Two replicas: merged, with Compose's prefixes.
+    let (logs, _) = p.ok(&["logs", "app"]);
+    assert!(logs.contains("app-1 | hello-from-app"), "{logs}");
+    assert!(logs.contains("app-2 | hello-from-app"), "{logs}");
+    // A one-container verb means replica 1.
+    let (by_service, _) = p.ok(&["exec", "app", "hostname"]);
+    let (by_name, _) = p.ok(&["exec", &format!("{name}-app-1"), "hostname"]);
+    assert_eq!(by_service, by_name);
+    p.ok(&["port", "one"]);
+    p.ok(&["top", "one"]);
+
+    // Many-container verbs take every replica.
+    p.ok(&["stop", "-t", "0", "app"]);
+    let states: Vec<(String, String)> = p.containers().into_iter().map(|c| (c.0, c.2)).collect();
+    for r in 1..=2 {
+        let n = format!("{name}-app-{r}");
+        let st = &states.iter().find(|s| s.0 == n).unwrap().1;
+        assert_ne!(st, "running", "{n} stopped: {states:?}");
+    }
+    p.ok(&["start", "app"]);
+    assert_eq!(
+        p.containers().iter().filter(|c| c.2 == "running").count(),
+        3
+    );
+
+    // A container's own name wins over a service's, as in Docker.
+    p.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "one",
+        "busybox",
+        "sh",
+        "-c",
+        "echo plain-one; exec sleep 1000",
+    ]);
+    common::eventually("the plain container named one logs", || {
+        let (logs, _) = p.ok(&["logs", "one"]);
+        logs.trim() == "plain-one"
+    });
+
+    // A declared service without containers says how to get them; a name
+    // that is neither is Docker's error.
+    let out = p.run(&["logs", "later"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("service later of project"), "{err}");
+    assert!(err.contains("has no containers"), "{err}");
+    let out = p.run(&["logs", "nosuch"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+
+    // Outside the project directory the names mean nothing.
+    let out = p
+        .root
+        .cmd()
+        .current_dir("/")
+        .args(["logs", "app"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn compose_logs_follow_is_dash_f() {
+    let mut p = Project::new(
+        with_busybox(),
+        "cf",
+        "[services.a]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo first; sleep 1; echo second\"]\n",
+    );
+    p.name = Some(unique("cf"));
+    p.ok(&["up", "-d"]);
+    // Follows until the container exits, so it sees the line printed later.
+    let (logs, _) = p.ok(&["compose", "logs", "-f", "--no-log-prefix"]);
+    assert_eq!(logs, "first\nsecond\n");
 }
 
 #[test]

@@ -122,7 +122,17 @@ pub struct DownArgs {
     pub remove_orphans: bool,
 }
 
-/// `berth compose VERB`: the container verbs by service name.
+/// `berth compose [-f FILE] [-p NAME] VERB`: the project flags come before
+/// the verb, as with `docker compose`, so `logs -f` can mean follow.
+#[derive(Debug, clap::Args)]
+pub struct ComposeArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(subcommand)]
+    pub command: ComposeCommand,
+}
+
+/// The container verbs by service name.
 #[derive(Debug, clap::Subcommand)]
 pub enum ComposeCommand {
     /// List the project's containers
@@ -155,8 +165,6 @@ pub enum ComposeCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposePs {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Only display container IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -168,10 +176,8 @@ pub struct ComposePs {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposeLogs {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Follow log output
-    #[arg(short = 'F', long)]
+    #[arg(short = 'f', long)]
     pub follow: bool,
     /// Show timestamps
     #[arg(short = 't', long)]
@@ -187,8 +193,6 @@ pub struct ComposeLogs {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposeExec {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Which replica (default 1)
     #[arg(long, default_value_t = 1)]
     pub index: u32,
@@ -214,8 +218,6 @@ pub struct ComposeExec {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposePort {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Which replica (default 1)
     #[arg(long, default_value_t = 1)]
     pub index: u32,
@@ -226,15 +228,11 @@ pub struct ComposePort {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposeServices {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     pub services: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ComposeStop {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Seconds to wait before killing
     #[arg(short = 't', long = "timeout")]
     pub timeout: Option<u64>,
@@ -243,8 +241,6 @@ pub struct ComposeStop {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposeKill {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Signal to send
     #[arg(short = 's', long, default_value = "KILL")]
     pub signal: String,
@@ -253,8 +249,6 @@ pub struct ComposeKill {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposeRm {
-    #[command(flatten)]
-    pub project: ProjectArgs,
     /// Don't ask; (stopped containers only unless -s)
     #[arg(short = 'f', long)]
     pub force: bool,
@@ -826,7 +820,7 @@ fn follow_until_interrupted(
         );
     }
     let store = ContainerStore::open(root)?;
-    let mut follower = LogFollower::new(true, false);
+    let mut follower = LogFollower::new(true, false, None);
     loop {
         let containers: Vec<ProjectContainer> = actual::project_containers(&store, &project.name)
             .into_iter()
@@ -1032,16 +1026,26 @@ fn done_word(verb: &str) -> &'static str {
 }
 
 /// `berth compose VERB`.
-pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
-    match cmd {
-        ComposeCommand::Up(a) => up(ctx, a),
-        ComposeCommand::Down(a) => down(ctx, a),
-        ComposeCommand::Plan(a) => plan(ctx, a),
-        ComposeCommand::Ps(a) => ps(ctx, a),
-        ComposeCommand::Logs(a) => logs(ctx, a),
-        ComposeCommand::Exec(a) => exec(ctx, a),
+pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
+    let project = &args.project;
+    match args.command {
+        ComposeCommand::Up(mut a) => {
+            a.project = a.project.or(project);
+            up(ctx, a)
+        }
+        ComposeCommand::Down(mut a) => {
+            a.project = a.project.or(project);
+            down(ctx, a)
+        }
+        ComposeCommand::Plan(mut a) => {
+            a.project = a.project.or(project);
+            plan(ctx, a)
+        }
+        ComposeCommand::Ps(a) => ps(ctx, project, a),
+        ComposeCommand::Logs(a) => logs(ctx, project, a),
+        ComposeCommand::Exec(a) => exec(ctx, project, a),
         ComposeCommand::Port(a) => {
-            let (_, _, cs) = containers_of(ctx, &a.project, std::slice::from_ref(&a.service))?;
+            let (_, _, cs) = containers_of(ctx, project, std::slice::from_ref(&a.service))?;
             let c = cs.iter().find(|c| c.replica() == a.index).ok_or_else(|| {
                 anyhow!(
                     "service {} has no container with index {}",
@@ -1058,12 +1062,12 @@ pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
             )
         }
         ComposeCommand::Start(a) => {
-            let (root, _, cs) = containers_of(ctx, &a.project, &a.services)?;
+            let (root, _, cs) = containers_of(ctx, project, &a.services)?;
             let cs: Vec<_> = cs.into_iter().filter(|c| !c.running).collect();
             each_container(&root, &cs, &["start"])
         }
         ComposeCommand::Stop(a) => {
-            let (root, p, mut cs) = containers_of(ctx, &a.project, &a.services)?;
+            let (root, p, mut cs) = containers_of(ctx, project, &a.services)?;
             cs.reverse();
             let cs: Vec<_> = cs.into_iter().filter(|c| c.running).collect();
             for c in &cs {
@@ -1082,17 +1086,17 @@ pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ComposeCommand::Restart(a) => {
-            let (root, _, cs) = containers_of(ctx, &a.project, &a.services)?;
+            let (root, _, cs) = containers_of(ctx, project, &a.services)?;
             let t = a.timeout.unwrap_or(10).to_string();
             each_container(&root, &cs, &["restart", "-t", &t])
         }
         ComposeCommand::Kill(a) => {
-            let (root, _, cs) = containers_of(ctx, &a.project, &a.services)?;
+            let (root, _, cs) = containers_of(ctx, project, &a.services)?;
             let cs: Vec<_> = cs.into_iter().filter(|c| c.running).collect();
             each_container(&root, &cs, &["kill", "-s", &a.signal])
         }
         ComposeCommand::Rm(a) => {
-            let (root, _, cs) = containers_of(ctx, &a.project, &a.services)?;
+            let (root, _, cs) = containers_of(ctx, project, &a.services)?;
             let cs: Vec<_> = cs.into_iter().filter(|c| a.stop || !c.running).collect();
             if cs.is_empty() {
                 eprintln!("No stopped containers");
@@ -1107,7 +1111,7 @@ pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
             each_container(&root, &cs, &["rm", "-f"])
         }
         ComposeCommand::Top(a) => {
-            let (_, _, cs) = containers_of(ctx, &a.project, &a.services)?;
+            let (_, _, cs) = containers_of(ctx, project, &a.services)?;
             for c in cs.iter().filter(|c| c.running) {
                 println!("{}", c.config.name);
                 super::ps::top(
@@ -1123,8 +1127,8 @@ pub fn run_group(ctx: &Context, cmd: ComposeCommand) -> anyhow::Result<()> {
     }
 }
 
-fn ps(ctx: &Context, a: ComposePs) -> anyhow::Result<()> {
-    let (_, p, cs) = containers_of(ctx, &a.project, &a.services)?;
+fn ps(ctx: &Context, project: &ProjectArgs, a: ComposePs) -> anyhow::Result<()> {
+    let (_, p, cs) = containers_of(ctx, project, &a.services)?;
     if a.quiet {
         for c in &cs {
             println!("{}", c.config.id);
@@ -1166,8 +1170,8 @@ fn ps(ctx: &Context, a: ComposePs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn exec(ctx: &Context, a: ComposeExec) -> anyhow::Result<()> {
-    let (root, _, cs) = containers_of(ctx, &a.project, std::slice::from_ref(&a.service))?;
+fn exec(ctx: &Context, project: &ProjectArgs, a: ComposeExec) -> anyhow::Result<()> {
+    let (root, _, cs) = containers_of(ctx, project, std::slice::from_ref(&a.service))?;
     let c = cs.iter().find(|c| c.replica() == a.index).ok_or_else(|| {
         anyhow!(
             "service {} has no container with index {}",
@@ -1208,28 +1212,62 @@ fn exec(ctx: &Context, a: ComposeExec) -> anyhow::Result<()> {
     }
 }
 
-fn logs(ctx: &Context, a: ComposeLogs) -> anyhow::Result<()> {
-    let (root, _, _) = containers_of(ctx, &a.project, &a.services)?;
-    let (_, desired) = a.project.resolve(&ImageDigests::new())?;
+fn logs(ctx: &Context, project: &ProjectArgs, a: ComposeLogs) -> anyhow::Result<()> {
+    let (root, desired, _) = containers_of(ctx, project, &a.services)?;
     let store = ContainerStore::open(&root)?;
-    let mut follower = LogFollower::new(!a.no_prefix, a.timestamps);
-    let pick = |cs: Vec<ProjectContainer>| -> Vec<ProjectContainer> {
-        cs.into_iter()
-            .filter(|c| a.services.is_empty() || a.services.iter().any(|s| s == c.service()))
+    merged_logs(
+        &store,
+        &desired.name,
+        &a.services,
+        &MergedLogs {
+            follow: a.follow,
+            timestamps: a.timestamps,
+            tail: a.tail,
+            since: None,
+            prefix: !a.no_prefix,
+        },
+    )
+}
+
+/// How [`merged_logs`] prints.
+pub struct MergedLogs {
+    pub follow: bool,
+    pub timestamps: bool,
+    /// Lines from the end of each container's log.
+    pub tail: Option<usize>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Print the `service-N | ` prefix.
+    pub prefix: bool,
+}
+
+/// Prints the logs of `project`'s containers of `services` (all when empty)
+/// merged in time order; with `follow`, until none of them runs. The set of
+/// containers is read afresh on every poll, so a recreated one is followed.
+pub fn merged_logs(
+    store: &ContainerStore,
+    project: &str,
+    services: &[String],
+    how: &MergedLogs,
+) -> anyhow::Result<()> {
+    let mut follower = LogFollower::new(how.prefix, how.timestamps, how.since);
+    let pick = || -> Vec<ProjectContainer> {
+        actual::project_containers(store, project)
+            .into_iter()
+            .filter(|c| services.is_empty() || services.iter().any(|s| s == c.service()))
             .collect()
     };
-    let cs = pick(actual::project_containers(&store, &desired.name));
-    follower.poll(&store, &cs, a.tail)?;
-    if a.follow {
+    let cs = pick();
+    follower.poll(store, &cs, how.tail)?;
+    if how.follow {
         loop {
             std::thread::sleep(Duration::from_millis(100));
-            let cs = pick(actual::project_containers(&store, &desired.name));
-            follower.poll(&store, &cs, None)?;
+            let cs = pick();
+            follower.poll(store, &cs, None)?;
             if !cs
                 .iter()
                 .any(|c| c.running || c.state.status == "restarting")
             {
-                follower.poll(&store, &cs, None)?;
+                follower.poll(store, &cs, None)?;
                 break;
             }
         }
@@ -1243,17 +1281,19 @@ struct LogFollower {
     offsets: BTreeMap<String, (u64, String)>,
     prefix: bool,
     timestamps: bool,
+    since: Option<chrono::DateTime<chrono::Utc>>,
     colour: bool,
 }
 
 const COLOURS: &[&str] = &["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
 
 impl LogFollower {
-    fn new(prefix: bool, timestamps: bool) -> Self {
+    fn new(prefix: bool, timestamps: bool, since: Option<chrono::DateTime<chrono::Utc>>) -> Self {
         Self {
             offsets: BTreeMap::new(),
             prefix,
             timestamps,
+            since,
             colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         }
     }
@@ -1288,8 +1328,11 @@ impl LogFollower {
                 continue;
             };
             let complete: String = entry.1.drain(..=end).collect();
-            let recs =
-                crate::runtime::log::select(crate::runtime::log::parse(&complete), None, tail);
+            let recs = crate::runtime::log::select(
+                crate::runtime::log::parse(&complete),
+                self.since,
+                tail,
+            );
             let name = format!("{}-{}", c.service(), c.replica());
             let colour = COLOURS[i % COLOURS.len()];
             for r in recs {

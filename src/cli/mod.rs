@@ -20,6 +20,7 @@ pub mod output;
 pub mod project;
 pub mod ps;
 pub mod registry;
+pub mod service_names;
 pub mod stream;
 pub mod system;
 
@@ -87,9 +88,8 @@ pub enum Command {
     Down(compose::DownArgs),
     /// Show what `up` would change, field by field
     Plan(compose::PlanArgs),
-    /// The container verbs by service name, inside a project
-    #[command(subcommand)]
-    Compose(compose::ComposeCommand),
+    /// The project's verbs, Compose-style: berth compose [-f FILE] [-p NAME] VERB
+    Compose(compose::ComposeArgs),
     /// Print the JSON Schema of berth.toml
     #[command(name = "__schema", hide = true)]
     Schema,
@@ -105,21 +105,21 @@ pub enum Command {
     Run(container::RunArgs),
     /// Create a new container
     Create(container::CreateArgs),
-    /// Start one or more stopped containers
+    /// Start one or more stopped containers (or, in a project, services)
     Start(container::StartArgs),
-    /// Stop one or more running containers
+    /// Stop one or more running containers (or, in a project, services)
     Stop(container::StopArgs),
-    /// Kill one or more running containers
+    /// Kill one or more running containers (or, in a project, services)
     Kill(container::KillArgs),
-    /// Restart one or more containers
+    /// Restart one or more containers (or, in a project, services)
     Restart(container::StopArgs),
-    /// Remove one or more containers
+    /// Remove one or more containers (or, in a project, services')
     Rm(container::RmArgs),
     /// List containers
     Ps(ps::PsArgs),
-    /// Fetch the logs of a container
+    /// Fetch the logs of a container (or, in a project, a service)
     Logs(ps::LogsArgs),
-    /// Execute a command in a running container
+    /// Execute a command in a running container (or, in a project, a service)
     Exec(exec::ExecArgs),
     /// Attach to a running container's input and output
     Attach(container::AttachArgs),
@@ -280,20 +280,50 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Login(a) => registry::login(ctx, a),
         Command::Logout(a) => registry::logout(ctx, a),
         Command::Network(cmd) => network::run(ctx, cmd),
-        Command::Port(a) => network::port(ctx, a),
+        Command::Port(mut a) => {
+            a.container = service_names::expand_one(ctx, &a.container)?;
+            network::port(ctx, a)
+        }
         Command::Run(a) => container::run(ctx, a),
         Command::Create(a) => container::create(ctx, a),
-        Command::Start(a) => container::start(ctx, a),
-        Command::Stop(a) => container::stop(ctx, a),
-        Command::Kill(a) => container::kill(ctx, a),
-        Command::Restart(a) => container::restart(ctx, a),
-        Command::Rm(a) => container::rm(ctx, a),
+        Command::Start(mut a) => {
+            a.containers = service_names::expand_all(ctx, &a.containers)?;
+            container::start(ctx, a)
+        }
+        Command::Stop(mut a) => {
+            a.containers = service_names::expand_all(ctx, &a.containers)?;
+            container::stop(ctx, a)
+        }
+        Command::Kill(mut a) => {
+            a.containers = service_names::expand_all(ctx, &a.containers)?;
+            container::kill(ctx, a)
+        }
+        Command::Restart(mut a) => {
+            a.containers = service_names::expand_all(ctx, &a.containers)?;
+            container::restart(ctx, a)
+        }
+        Command::Rm(mut a) => {
+            a.containers = service_names::expand_all(ctx, &a.containers)?;
+            container::rm(ctx, a)
+        }
         Command::Ps(a) => ps::ps(ctx, a),
-        Command::Logs(a) => ps::logs(ctx, a),
-        Command::Exec(a) => exec::exec(ctx, a),
-        Command::Attach(a) => container::attach(ctx, a),
-        Command::Wait(a) => container::wait(ctx, a),
-        Command::Top(a) => ps::top(ctx, a),
+        Command::Logs(a) => ps::logs_by_name(ctx, a),
+        Command::Exec(mut a) => {
+            a.container = service_names::expand_one(ctx, &a.container)?;
+            exec::exec(ctx, a)
+        }
+        Command::Attach(mut a) => {
+            a.container = service_names::expand_one(ctx, &a.container)?;
+            container::attach(ctx, a)
+        }
+        Command::Wait(mut a) => {
+            a.containers = service_names::expand_all(ctx, &a.containers)?;
+            container::wait(ctx, a)
+        }
+        Command::Top(mut a) => {
+            a.container = service_names::expand_one(ctx, &a.container)?;
+            ps::top(ctx, a)
+        }
         Command::Commit(a) => commit::run(ctx, a),
         Command::System(c) => system::run(ctx, c),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),

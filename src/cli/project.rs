@@ -29,6 +29,24 @@ pub struct ProjectArgs {
 }
 
 impl ProjectArgs {
+    /// These flags, each falling back to `outer`'s where not given here
+    /// (`berth compose -p X up` and `berth compose up -p X` both work).
+    pub fn or(self, outer: &ProjectArgs) -> ProjectArgs {
+        ProjectArgs {
+            files: if self.files.is_empty() {
+                outer.files.clone()
+            } else {
+                self.files
+            },
+            project_name: self.project_name.or_else(|| outer.project_name.clone()),
+            profiles: if self.profiles.is_empty() {
+                outer.profiles.clone()
+            } else {
+                self.profiles
+            },
+        }
+    }
+
     /// The active profiles: `--profile` flags, else `BERTH_PROFILES`.
     pub fn profiles(&self) -> Vec<String> {
         if !self.profiles.is_empty() {

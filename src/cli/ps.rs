@@ -502,18 +502,55 @@ fn print_records(records: &[log::Record], timestamps: bool) -> anyhow::Result<()
 }
 
 /// `berth logs`.
+/// `berth logs NAME`: a container, or inside a project a service; a
+/// service with several replicas prints them merged with `service-N |`
+/// prefixes, as `docker compose logs` does.
+pub fn logs_by_name(ctx: &Context, mut args: LogsArgs) -> anyhow::Result<()> {
+    use super::service_names::{Resolver, Target};
+    let resolver = Resolver::new(ctx)?;
+    match resolver.resolve(&args.container)? {
+        Target::Container(_) => logs(ctx, args),
+        Target::Service { containers, .. } if containers.len() == 1 => {
+            args.container = containers[0].config.name.clone();
+            logs(ctx, args)
+        }
+        Target::Service {
+            project, service, ..
+        } => {
+            let store = ContainerStore::open(&ctx.root()?)?;
+            super::compose::merged_logs(
+                &store,
+                &project,
+                &[service],
+                &super::compose::MergedLogs {
+                    follow: args.follow,
+                    timestamps: args.timestamps,
+                    tail: parse_tail(args.tail.as_deref())?,
+                    since: args.since.as_deref().map(parse_since).transpose()?,
+                    prefix: true,
+                },
+            )
+        }
+    }
+}
+
+fn parse_tail(tail: Option<&str>) -> anyhow::Result<Option<usize>> {
+    match tail {
+        None | Some("all") => Ok(None),
+        Some(n) => {
+            Ok(Some(n.parse::<usize>().map_err(|_| {
+                anyhow!("invalid --tail {n:?}: use a number or all")
+            })?))
+        }
+    }
+}
+
 pub fn logs(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
     let store = ContainerStore::open(&ctx.root()?)?;
     let id = store.resolve(&args.container)?;
     let path = store.dir(&id).join("log.json");
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let tail = match args.tail.as_deref() {
-        None | Some("all") => None,
-        Some(n) => Some(
-            n.parse::<usize>()
-                .map_err(|_| anyhow!("invalid --tail {n:?}: use a number or all"))?,
-        ),
-    };
+    let tail = parse_tail(args.tail.as_deref())?;
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
