@@ -13,6 +13,7 @@ packages=(
   skopeo umoci runc                    # interop and comparison
   docker-registry apache2-utils openssl  # a real local registry, htpasswd, TLS
   nftables iproute2 jq conntrack      # NAT, links, clearing a removed container's connections
+  iptables                             # living beside Docker's FORWARD DROP policy (network_forward)
   debootstrap                          # the Debian base for the apt-get test
   tini gcc libc6-dev bsdutils        # --init; the static syscall probe; script(1) for pty tests
   time                                 # bench/images.sh: GNU time for peak RSS

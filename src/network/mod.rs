@@ -27,6 +27,7 @@
 //! function returning) the set of containers that still exist.
 
 pub mod conntrack;
+pub mod forward_policy;
 pub mod hosts;
 pub mod ipam;
 pub mod link;
@@ -303,10 +304,26 @@ impl Networks {
         nat::enable_forwarding()?;
         nat::enable_route_localnet(&rec.bridge)?;
         self.nat.add_network(&self.net_rules(rec))?;
+        if let Err(e) = forward_policy::ensure(&self.nat.table, &forward_bridge(rec)) {
+            tracing::warn!("containers on network {} may not reach anything: iptables' FORWARD chain drops forwarded packets and berth could not add its accept rules: {e}", rec.name);
+        }
         Ok(())
     }
 
+    /// Keeps berth's accept rules in a dropping iptables FORWARD chain in
+    /// step with the networks (see [`forward_policy`]); a failure is a
+    /// warning, since most machines need no such rules at all.
+    fn reconcile_forward_policy(&self, all: &[NetworkRecord]) {
+        let bridges: Vec<forward_policy::Bridge> = all.iter().map(forward_bridge).collect();
+        if let Err(e) = forward_policy::reconcile(&self.nat.table, &bridges) {
+            tracing::warn!("cannot keep berth's accept rules in iptables' FORWARD chain: {e}");
+        }
+    }
+
     fn teardown_kernel(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+        if let Err(e) = forward_policy::remove(&self.nat.table, &forward_bridge(rec)) {
+            tracing::warn!("cannot remove berth's accept rules from iptables' FORWARD chain: {e}");
+        }
         self.nat.remove_owners(&[nat::net_owner(&rec.id)])?;
         link::delete_link(&rec.bridge)?;
         Ok(())
@@ -795,6 +812,7 @@ impl Networks {
                 report.restored_rules.push(c.to_string());
             }
         }
+        self.reconcile_forward_policy(&all);
         let nets: Vec<String> = all.into_iter().map(|n| n.id).collect();
         let live_v: Vec<String> = live.iter().cloned().collect();
         report.removed_rule_owners = self.nat.repair(&live_v, &nets)?;
@@ -873,6 +891,13 @@ fn loopback_resolver(resolv: &str) -> Option<Ipv4Addr> {
             .flatten()
             .filter(|ip| ip.is_loopback())
     })
+}
+
+fn forward_bridge(rec: &NetworkRecord) -> forward_policy::Bridge {
+    forward_policy::Bridge {
+        network_id: rec.id.clone(),
+        name: rec.bridge.clone(),
+    }
 }
 
 #[cfg(test)]
