@@ -9,3 +9,4 @@ pub mod project;
 pub mod registry;
 pub mod runtime;
 pub mod state;
+pub mod volume;

@@ -578,6 +578,60 @@ fn plan_never_pulls_and_shows_creates() {
 }
 
 #[test]
+fn anonymous_volumes_are_carried_over_on_recreate_and_go_with_down_v() {
+    let root = with_busybox();
+    // An image declaring VOLUME /seed with content in it.
+    root.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /seed && echo from the image > /seed/file",
+    ]);
+    root.ok(&["commit", "-c", "VOLUME /seed", "mk", "seeded"]);
+    root.ok(&["rm", "mk"]);
+    let manifest = "[services.s]\nimage = \"seeded\"\ncommand = [\"sh\", \"-c\", \"date +%s%N >> /cache/runs; echo run >> /seed/runs; exec sleep 1000\"]\nstop_signal = \"KILL\"\nvolumes = [\"/cache\"]\n";
+    let mut p = Project::new(root, "anon", manifest);
+    let name = unique("anon");
+    p.name = Some(name.clone());
+    p.ok(&["up", "-d", "--wait"]);
+    let (seed, _) = p.ok(&["compose", "exec", "s", "cat", "/seed/file"]);
+    assert_eq!(
+        seed, "from the image\n",
+        "the image's VOLUME is filled from the image"
+    );
+    let before = p.id_of(&format!("{name}-s-1"));
+    p.ok(&["up", "-d", "--wait", "--force-recreate"]);
+    assert_ne!(before, p.id_of(&format!("{name}-s-1")), "recreated");
+    // Both anonymous volumes kept the first container's writes.
+    let (runs, _) = p.ok(&["compose", "exec", "s", "cat", "/cache/runs"]);
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    let (runs, _) = p.ok(&["compose", "exec", "s", "cat", "/seed/runs"]);
+    assert_eq!(runs, "run\nrun\n");
+    let vols = |p: &Project| -> Vec<String> {
+        let out = p.root.run(&["volume", "ls", "-q"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let anon = vols(&p);
+    assert_eq!(anon.len(), 2, "{anon:?}");
+    assert!(
+        anon.iter().all(|v| v.starts_with(&format!("{name}-s-1_"))),
+        "{anon:?}"
+    );
+    p.ok(&["down", "-t", "0"]);
+    assert_eq!(vols(&p).len(), 2, "down keeps volumes");
+    p.ok(&["down", "-t", "0", "-v"]);
+    assert!(vols(&p).is_empty(), "down -v removes them: {:?}", vols(&p));
+}
+
+#[test]
 fn named_volume_outlives_containers_until_down_v() {
     let manifest = "[services.s]\nimage = \"busybox\"\ncommand = [\"sh\", \"-c\", \"echo $$RANDOM >> /data/runs; exec sleep 1000\"]\nstop_signal = \"KILL\"\nvolumes = [\"data:/data\"]\n\n[volumes.data]\n";
     let mut p = Project::new(with_busybox(), "vol", manifest);

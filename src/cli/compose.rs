@@ -24,12 +24,14 @@ use crate::network::{CreateOptions, Networks};
 use crate::project::actual::{self, ProjectContainer, LABEL_SPEC};
 use crate::project::executor::{self, ApplyOptions, Backend, Observed};
 use crate::project::manifest::{MountType, Protocol, Restart};
-use crate::project::model::{ContainerInstance, ServiceModel};
+use crate::project::model::{
+    ContainerInstance, ServiceModel, LABEL_PROJECT, LABEL_SERVICE, LABEL_VOLUME_TARGET,
+};
 use crate::project::planner::{self, DownOptions};
-use crate::project::volume::VolumeStore;
 use crate::project::{self, ImageDigests, PlanOptions, Project};
 use crate::runtime::container::ContainerStore;
 use crate::state::StateRoot;
+use crate::volume::VolumeStore;
 
 /// `--pull` policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -314,12 +316,53 @@ fn ms(d: &crate::project::manifest::Duration) -> String {
     format!("{}ms", d.0.as_millis())
 }
 
+/// The volume behind an anonymous mount of a service replica (a manifest
+/// volume without a name, or an image `VOLUME`): named after the replica and
+/// the mount point, so a recreated container mounts the same one, as
+/// Compose carries anonymous volumes over.
+pub fn anonymous_volume_name(instance: &ContainerInstance, target: &str) -> String {
+    use sha2::Digest as _;
+    let hash = hex::encode(sha2::Sha256::digest(
+        target.trim_end_matches('/').as_bytes(),
+    ));
+    format!("{}_{}", instance.name, &hash[..12])
+}
+
+/// The image's `VOLUME`s that no mount of the service covers.
+fn uncovered_image_volumes(svc: &ServiceModel, image_volumes: &[String]) -> Vec<String> {
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    let covered: Vec<String> = svc.spec.mounts.iter().map(|m| norm(&m.target)).collect();
+    let mut out: Vec<String> = Vec::new();
+    for v in image_volumes {
+        if v.starts_with('/') && !covered.contains(&norm(v)) && !out.contains(&norm(v)) {
+            out.push(norm(v));
+        }
+    }
+    out
+}
+
+/// The anonymous volumes of a replica: (volume name, mount point).
+pub fn anonymous_volumes(
+    svc: &ServiceModel,
+    instance: &ContainerInstance,
+    image_volumes: &[String],
+) -> Vec<(String, String)> {
+    svc.spec
+        .mounts
+        .iter()
+        .filter(|m| m.kind == MountType::Volume && m.source.is_none())
+        .map(|m| m.target.clone())
+        .chain(uncovered_image_volumes(svc, image_volumes))
+        .map(|t| (anonymous_volume_name(instance, &t), t))
+        .collect()
+}
+
 /// The `berth run -d` arguments that create `instance` of `svc`.
 pub fn run_argv(
-    volumes: &VolumeStore,
     svc: &ServiceModel,
     instance: &ContainerInstance,
     networks_wired: bool,
+    image_volumes: &[String],
 ) -> Result<Vec<String>, String> {
     let spec = &svc.spec;
     let mut a: Vec<String> = vec![
@@ -397,6 +440,7 @@ pub fn run_argv(
         }
     }
     for m in &spec.mounts {
+        let ro = if m.read_only { ":ro" } else { "" };
         match m.kind {
             MountType::Bind => {
                 let src = m.source.as_deref().ok_or("bind mount without a source")?;
@@ -404,21 +448,22 @@ pub fn run_argv(
                     std::fs::create_dir_all(src)
                         .map_err(|e| format!("creating bind source {src}: {e}"))?;
                 }
-                let ro = if m.read_only { ":ro" } else { "" };
                 a.push("--volume".into());
                 a.push(format!("{src}:{}{ro}", m.target));
             }
             MountType::Volume => {
-                let name = m.source.as_deref().ok_or_else(|| {
-                    format!(
-                        "anonymous volume at {} is not supported: name it in [volumes]",
-                        m.target
-                    )
-                })?;
-                let data = volumes.data_dir(name);
-                let ro = if m.read_only { ":ro" } else { "" };
+                let name = match m.source.as_deref() {
+                    Some(name) => name.to_string(),
+                    None => anonymous_volume_name(instance, &m.target),
+                };
+                let opts = match (m.read_only, m.nocopy) {
+                    (false, false) => "",
+                    (true, false) => ":ro",
+                    (false, true) => ":nocopy",
+                    (true, true) => ":ro,nocopy",
+                };
                 a.push("--volume".into());
-                a.push(format!("{}:{}{ro}", data.display(), m.target));
+                a.push(format!("{name}:{}{opts}", m.target));
             }
             MountType::Tmpfs => {
                 let mut opts = Vec::new();
@@ -436,6 +481,13 @@ pub fn run_argv(
                 });
             }
         }
+    }
+    for target in uncovered_image_volumes(svc, image_volumes) {
+        a.push("--volume".into());
+        a.push(format!(
+            "{}:{target}",
+            anonymous_volume_name(instance, &target)
+        ));
     }
     if networks_wired {
         if let Some((net, att)) = spec.networks.iter().next() {
@@ -537,13 +589,28 @@ impl Backend for CliBackend {
     }
     fn create(&self, svc: &ServiceModel, instance: &ContainerInstance) -> Result<(), String> {
         let volumes = VolumeStore::open(&self.root).map_err(err_string)?;
+        let image_volumes = ImageStore::open(&self.root)
+            .map_err(err_string)
+            .and_then(|store| {
+                super::container_image::image_volumes(&store, &svc.spec.image).map_err(err_string)
+            })?;
+        for (name, target) in anonymous_volumes(svc, instance, &image_volumes) {
+            let labels = BTreeMap::from([
+                (LABEL_PROJECT.to_string(), self.project.clone()),
+                (LABEL_SERVICE.to_string(), svc.name.clone()),
+                (LABEL_VOLUME_TARGET.to_string(), target),
+            ]);
+            volumes
+                .create_with(&name, &labels, true)
+                .map_err(err_string)?;
+        }
         // A container of this name left by an interrupted run is replaced.
         if let Ok(store) = ContainerStore::open(&self.root) {
             if let Ok(id) = store.resolve(&instance.name) {
                 berth(self.root_path(), &["rm".into(), "-f".into(), id])?;
             }
         }
-        let argv = run_argv(&volumes, svc, instance, self.networks_wired)?;
+        let argv = run_argv(svc, instance, self.networks_wired, &image_volumes)?;
         berth(self.root_path(), &argv)?;
         if self.networks_wired {
             // `run` joins the first network; the others are connected.

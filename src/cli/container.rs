@@ -28,6 +28,7 @@ use crate::runtime::container::{
 };
 use crate::runtime::spec::{BindMount, Resources};
 use crate::runtime::{engine, names, supervisor};
+use crate::volume::{VolumeMount, VolumeStore};
 
 /// Flags shared by `run` and `create`.
 #[derive(Debug, Clone, Args)]
@@ -65,7 +66,8 @@ pub struct CreateArgs {
     /// Tune container pids limit (-1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
-    /// Bind mount a host path (SRC:DST[:ro])
+    /// Bind mount a host path (/SRC:DST[:ro]), mount a named volume
+    /// (NAME:DST[:ro,nocopy]) or an anonymous one (DST)
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
     /// Mount a tmpfs directory (DST[:OPTIONS])
@@ -176,7 +178,7 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
-    /// Remove anonymous volumes associated with the container (berth makes none)
+    /// Remove anonymous volumes associated with the container
     #[arg(short = 'v', long)]
     pub volumes: bool,
     #[arg(required = true)]
@@ -230,6 +232,8 @@ pub struct ImageInfo {
     pub health: Option<HealthConfig>,
     /// The image's `ExposedPorts` keys (`80/tcp`), for `-P`.
     pub exposed_ports: Vec<String>,
+    /// The image's `Volumes` keys (`/var/lib/db`): anonymous volumes.
+    pub volumes: Vec<String>,
 }
 
 fn resolve_rootfs(dir: &str) -> anyhow::Result<ImageInfo> {
@@ -275,32 +279,113 @@ fn parse_duration_ns(s: &str) -> anyhow::Result<u64> {
     Ok(d.as_nanos() as u64)
 }
 
-fn parse_volume(v: &str) -> anyhow::Result<BindMount> {
+/// One `-v` argument: a host path, or a volume (named, or anonymous when
+/// only the container path is given).
+#[derive(Debug, Clone, PartialEq)]
+enum VolumeArg {
+    Bind(BindMount),
+    Volume(VolumeMount),
+}
+
+/// Parses Docker's `-v` forms: `/host:/dst[:OPTS]` (bind), `NAME:/dst[:OPTS]`
+/// (named volume), `/dst` (anonymous volume); OPTS is a comma list of
+/// `ro`, `rw` and `nocopy`.
+fn parse_volume(v: &str) -> anyhow::Result<VolumeArg> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
+        [d] => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
-        _ => bail!("invalid volume specification {v:?}: use SRC:DST[:ro]"),
+        _ => bail!("invalid volume specification {v:?}: use SRC:DST[:ro], NAME:DST[:ro] or DST"),
     };
-    if !src.starts_with('/') {
-        bail!("invalid volume {v:?}: named volumes are not supported, give an absolute host path");
-    }
     if !dst.starts_with('/') {
         bail!("invalid volume {v:?}: the container path must be absolute");
     }
-    let readonly = match mode {
-        "" | "rw" => false,
-        "ro" => true,
-        other => bail!("invalid volume mode {other:?} in {v:?}: use ro or rw"),
-    };
-    let source = Path::new(src)
-        .canonicalize()
-        .with_context(|| format!("bind source path does not exist: {src}"))?;
-    Ok(BindMount {
-        source,
+    if dst == "/" {
+        bail!("invalid volume {v:?}: cannot mount over the container's root");
+    }
+    let (mut readonly, mut nocopy) = (false, false);
+    for opt in mode.split(',').filter(|o| !o.is_empty()) {
+        match opt {
+            "rw" => readonly = false,
+            "ro" => readonly = true,
+            "nocopy" => nocopy = true,
+            other => bail!("invalid volume option {other:?} in {v:?}: use ro, rw or nocopy"),
+        }
+    }
+    if src.starts_with('/') {
+        if nocopy {
+            bail!("invalid volume {v:?}: nocopy applies to volumes, not host paths");
+        }
+        let source = Path::new(src)
+            .canonicalize()
+            .with_context(|| format!("bind source path does not exist: {src}"))?;
+        return Ok(VolumeArg::Bind(BindMount {
+            source,
+            destination: dst.to_string(),
+            readonly,
+        }));
+    }
+    let anonymous = src.is_empty();
+    if !anonymous && !crate::volume::valid(src) {
+        bail!(
+            "invalid volume name {src:?} in {v:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, or an absolute host path for a bind mount"
+        );
+    }
+    Ok(VolumeArg::Volume(VolumeMount {
+        name: if anonymous {
+            VolumeStore::anonymous_name()
+        } else {
+            src.to_string()
+        },
         destination: dst.to_string(),
         readonly,
-    })
+        nocopy,
+        anonymous,
+    }))
+}
+
+/// The bind mounts and volumes of `-v`, plus an anonymous volume for every
+/// image `VOLUME` that no `-v` or `--tmpfs` covers (as Docker does).
+fn mounts(
+    args: &CreateArgs,
+    image_volumes: &[String],
+    tmpfs: &[(String, String)],
+) -> anyhow::Result<(Vec<BindMount>, Vec<VolumeMount>)> {
+    let (mut binds, mut volumes) = (Vec::new(), Vec::new());
+    for v in &args.volume {
+        match parse_volume(v)? {
+            VolumeArg::Bind(b) => binds.push(b),
+            VolumeArg::Volume(m) => volumes.push(m),
+        }
+    }
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    let mut taken: Vec<String> = binds
+        .iter()
+        .map(|b| norm(&b.destination))
+        .chain(volumes.iter().map(|m| norm(&m.destination)))
+        .chain(tmpfs.iter().map(|(d, _)| norm(d)))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &taken {
+        if !seen.insert(d.clone()) {
+            bail!("duplicate mount point: {d}");
+        }
+    }
+    for dst in image_volumes {
+        if !dst.starts_with('/') || taken.contains(&norm(dst)) {
+            continue;
+        }
+        taken.push(norm(dst));
+        volumes.push(VolumeMount {
+            name: VolumeStore::anonymous_name(),
+            destination: dst.clone(),
+            readonly: false,
+            nocopy: false,
+            anonymous: true,
+        });
+    }
+    Ok((binds, volumes))
 }
 
 fn read_env_file(path: &Path) -> anyhow::Result<Vec<String>> {
@@ -401,11 +486,6 @@ pub fn build_config(
         }
         _ => {}
     }
-    let binds = args
-        .volume
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let tmpfs = args
         .tmpfs
         .iter()
@@ -417,6 +497,7 @@ pub fn build_config(
             Ok((d.to_string(), o.to_string()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let (binds, volumes) = mounts(args, &image.volumes, &tmpfs)?;
     let mut health = image.health.clone();
     if let Some(cmd) = &args.health_cmd {
         health = Some(HealthConfig {
@@ -475,6 +556,7 @@ pub fn build_config(
             pids_limit: args.pids_limit.filter(|p| *p > 0),
         },
         binds,
+        volumes,
         tmpfs,
         network: args.network.clone(),
         stop_signal: args.stop_signal.clone().or(image.stop_signal),
@@ -536,6 +618,14 @@ fn create_container(
     let image = resolve_image(ctx, args)?;
     let config = build_config(ctx, store, args, auto_remove)?;
     let plan = network_plan(ctx, store, &config, args, &image)?;
+    // Named volumes exist from `create` on (`volume ls` shows them, as in
+    // Docker); anonymous ones are made when the container first starts.
+    let volumes = VolumeStore::open(store.state_root())?;
+    for m in config.volumes.iter().filter(|m| !m.anonymous) {
+        volumes
+            .create(&m.name, &Default::default())
+            .with_context(|| format!("creating volume {}", m.name))?;
+    }
     store.create(&config)?;
     if let Some((nets, prepare)) = plan {
         if let Err(e) = nets.prepare(&prepare) {
@@ -982,10 +1072,15 @@ pub fn remove_one(store: &ContainerStore, id: &str, force: bool) -> anyhow::Resu
 /// `berth rm`.
 pub fn rm(ctx: &Context, args: RmArgs) -> anyhow::Result<()> {
     let store = store(ctx)?;
-    let _ = args.volumes; // berth creates no anonymous volumes
     each(&args.containers, |q| {
         let id = store.resolve(q)?;
-        remove_one(&store, &id, args.force)
+        let config = store.config(&id).ok();
+        remove_one(&store, &id, args.force)?;
+        if let (true, Some(config)) = (args.volumes, config) {
+            supervisor::remove_anonymous_volumes(&store, &config)
+                .context("removing the container's anonymous volumes")?;
+        }
+        Ok(())
     })
 }
 
@@ -1141,14 +1236,30 @@ mod tests {
 
     #[test]
     fn volumes() {
-        let v = parse_volume("/tmp:/data:ro").unwrap();
-        assert!(v.readonly);
-        assert_eq!(v.destination, "/data");
-        assert!(parse_volume("named:/data").is_err());
+        let VolumeArg::Bind(b) = parse_volume("/tmp:/data:ro").unwrap() else {
+            panic!("a host path is a bind mount");
+        };
+        assert!(b.readonly);
+        assert_eq!(b.destination, "/data");
+        let VolumeArg::Volume(n) = parse_volume("named:/data:ro,nocopy").unwrap() else {
+            panic!("a name is a volume");
+        };
+        assert_eq!(
+            (n.name.as_str(), n.readonly, n.nocopy, n.anonymous),
+            ("named", true, true, false)
+        );
+        let VolumeArg::Volume(a) = parse_volume("/cache").unwrap() else {
+            panic!("a lone container path is an anonymous volume");
+        };
+        assert!(a.anonymous && a.name.len() == 64 && a.destination == "/cache");
         assert!(parse_volume("/tmp:rel").is_err());
         assert!(parse_volume("/tmp:/d:rx").is_err());
+        assert!(parse_volume("/tmp:/d:nocopy").is_err());
         assert!(parse_volume("/definitely/not/here:/d").is_err());
-        assert!(parse_volume("/tmp").is_err());
+        assert!(parse_volume("../x:/d").is_err());
+        assert!(parse_volume("rel").is_err());
+        assert!(parse_volume("v:/").is_err());
+        assert!(parse_volume("a:b:c:d").is_err());
     }
 
     #[test]

@@ -48,6 +48,21 @@ pub fn resolve_for_container(ctx: &Context, name: &str) -> anyhow::Result<ImageI
     Ok(info_from_config(image.id.to_string(), lowers, &raw))
 }
 
+/// The `VOLUME`s of the image `name` in the store (none when it is absent).
+pub fn image_volumes(store: &ImageStore, name: &str) -> anyhow::Result<Vec<String>> {
+    let image = match store.resolve(name) {
+        Ok(image) => image,
+        Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e).context(format!("looking up image {name}")),
+    };
+    let raw: serde_json::Value = serde_json::from_slice(&store.read_blob(&image.id)?)
+        .with_context(|| format!("reading the config of {name}"))?;
+    Ok(raw["config"]["Volumes"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -87,6 +102,10 @@ pub fn info_from_config(id: String, lowers: Vec<PathBuf>, raw: &serde_json::Valu
         stop_signal: c["StopSignal"].as_str().map(String::from),
         health,
         exposed_ports: c["ExposedPorts"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        volumes: c["Volumes"]
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default(),

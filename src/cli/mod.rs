@@ -23,6 +23,7 @@ pub mod registry;
 pub mod service_names;
 pub mod stream;
 pub mod system;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -143,6 +144,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// List port mappings of a container
     Port(network::PortArgs),
 }
@@ -280,6 +284,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Login(a) => registry::login(ctx, a),
         Command::Logout(a) => registry::logout(ctx, a),
         Command::Network(cmd) => network::run(ctx, cmd),
+        Command::Volume(cmd) => volume::run(ctx, cmd),
         Command::Port(mut a) => {
             a.container = service_names::expand_one(ctx, &a.container)?;
             network::port(ctx, a)

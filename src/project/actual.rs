@@ -12,10 +12,10 @@
 
 use super::model::{ContainerSpec, LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE};
 use super::planner::{ActualContainer, ActualResource, ActualState, ContainerStatus};
-use super::volume::VolumeStore;
 use crate::network::Networks;
 use crate::runtime::container::{pid_alive, ContainerConfig, ContainerState, ContainerStore};
 use crate::state::StateRoot;
+use crate::volume::VolumeStore;
 
 /// The label carrying the JSON of the spec a container was created from.
 pub const LABEL_SPEC: &str = "berth.spec";
@@ -28,7 +28,7 @@ pub enum ActualError {
     #[error("reading networks: {0}")]
     Networks(#[from] crate::network::NetError),
     #[error("reading volumes: {0}")]
-    Volumes(#[from] super::volume::VolumeError),
+    Volumes(#[from] crate::volume::VolumeError),
 }
 
 /// One container of a project with what the executor needs beyond the plan.

@@ -39,7 +39,6 @@ pub mod model;
 pub mod planner;
 pub mod schema;
 pub mod source;
-pub mod volume;
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,8 @@ pub const LABEL_REPLICA: &str = "berth.replica";
 pub const LABEL_CONFIG_HASH: &str = "berth.config-hash";
 pub const LABEL_NETWORK: &str = "berth.network";
 pub const LABEL_VOLUME: &str = "berth.volume";
+/// On a replica's anonymous volume: the mount point it serves.
+pub const LABEL_VOLUME_TARGET: &str = "berth.volume.target";
 
 /// Image digests the caller knows, by image reference as written in the
 /// manifest (or `PROJECT-SERVICE` for built images): `"busybox" ->
@@ -150,6 +152,9 @@ pub struct MountSpec {
     pub tmpfs_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs_mode: Option<u32>,
+    /// Volume: don't fill it from the image when empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
 }
 
 /// How a container joins a network.
@@ -406,6 +411,8 @@ pub fn resolve(
                         .unwrap_or(true),
                 tmpfs_size: mt.tmpfs.as_ref().and_then(|t| t.size).map(|s| s.0),
                 tmpfs_mode: mt.tmpfs.as_ref().and_then(|t| t.mode),
+                nocopy: mt.kind == MountType::Volume
+                    && mt.volume.as_ref().is_some_and(|v| v.nocopy),
             });
         }
 

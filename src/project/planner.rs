@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::manifest::Dependency;
 use super::model::{
     ContainerSpec, Project, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE,
+    LABEL_VOLUME_TARGET,
 };
 
 /// What exists on the machine for a project, as the runtime reports it.
@@ -705,7 +706,7 @@ pub fn plan_down(project: &Project, actual: &ActualState, opts: DownOptions) -> 
         })
         .collect();
     let volumes = if opts.volumes {
-        project
+        let named = project
             .volumes
             .iter()
             .filter(|(_, v)| !v.external && gone(&v.name, &actual.volumes))
@@ -713,8 +714,22 @@ pub fn plan_down(project: &Project, actual: &ActualState, opts: DownOptions) -> 
                 key: k.clone(),
                 name: v.name.clone(),
                 action: ResourceAction::Remove,
+            });
+        // The replicas' anonymous volumes (labelled with project and mount
+        // point), also of services no longer in the manifest.
+        let anonymous = actual
+            .volumes
+            .iter()
+            .filter(|v| {
+                v.labels.get(LABEL_PROJECT) == Some(&project.name)
+                    && v.labels.contains_key(LABEL_VOLUME_TARGET)
             })
-            .collect()
+            .map(|v| ResourcePlan {
+                key: v.name.clone(),
+                name: v.name.clone(),
+                action: ResourceAction::Remove,
+            });
+        named.chain(anonymous).collect()
     } else {
         Vec::new()
     };

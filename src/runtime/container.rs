@@ -132,6 +132,9 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     pub resources: Resources,
     pub binds: Vec<BindMount>,
+    /// Named and anonymous volumes (`-v NAME:/dst`, `-v /dst`, image `VOLUME`s).
+    #[serde(default)]
+    pub volumes: Vec<crate::volume::VolumeMount>,
     pub tmpfs: Vec<(String, String)>,
     /// `default` (own namespace, loopback), `none`, `host`.
     pub network: String,

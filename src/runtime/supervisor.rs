@@ -50,6 +50,8 @@ pub enum SupervisorError {
     Spec(#[from] spec::SpecError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error("preparing the container's volumes: {0}")]
+    Volume(#[from] crate::volume::VolumeError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -129,6 +131,33 @@ fn resolv_conf(own_netns: bool) -> String {
     out.join("\n") + "\n"
 }
 
+/// The container's volumes as bind mounts of their `_data` directories:
+/// each is made if missing (anonymous ones on first start) and, when empty,
+/// filled with the image's content at its mount point unless `nocopy`.
+fn mount_volumes(
+    store: &ContainerStore,
+    config: &ContainerConfig,
+    rootfs: &std::path::Path,
+) -> Result<Vec<spec::BindMount>, SupervisorError> {
+    if config.volumes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let volumes = crate::volume::VolumeStore::open(store.state_root())?;
+    let mut binds = Vec::new();
+    for m in &config.volumes {
+        volumes.create_with(&m.name, &Default::default(), m.anonymous)?;
+        if !m.nocopy {
+            volumes.populate(&m.name, rootfs, &m.destination)?;
+        }
+        binds.push(spec::BindMount {
+            source: volumes.data_dir(&m.name),
+            destination: m.destination.clone(),
+            readonly: m.readonly,
+        });
+    }
+    Ok(binds)
+}
+
 /// Mounts the rootfs, makes the network namespace and writes the bundle.
 pub fn prepare(
     store: &ContainerStore,
@@ -177,6 +206,10 @@ pub fn prepare(
     );
     let mut args = config.args.clone();
     let mut binds = config.binds.clone();
+    binds.extend(mount_volumes(store, config, &rootfs)?);
+    // Parents before children (`/data` before `/data/cache`), as Docker
+    // sorts its mounts.
+    binds.sort_by_key(|b| b.destination.trim_end_matches('/').matches('/').count());
     if config.init {
         // Docker's --init: tini, static, bind-mounted read-only as PID 1.
         let init = find_init().ok_or_else(|| SupervisorError::Io {
@@ -252,6 +285,18 @@ pub fn teardown(store: &ContainerStore, config: &ContainerConfig) {
     }
     let _ = netns::remove(&paths.netns());
     let _ = overlay(store, config).unmount();
+}
+
+/// Removes the container's anonymous volumes (`rm -v`, `run --rm`).
+pub fn remove_anonymous_volumes(
+    store: &ContainerStore,
+    config: &ContainerConfig,
+) -> Result<(), crate::volume::VolumeError> {
+    let volumes = crate::volume::VolumeStore::open(store.state_root())?;
+    for m in config.volumes.iter().filter(|m| m.anonymous) {
+        volumes.remove(&m.name)?;
+    }
+    Ok(())
 }
 
 /// Whether the memory cgroup of the container recorded an OOM kill.
@@ -542,6 +587,8 @@ impl Supervisor {
                         let _ = nets.release(self.id());
                     }
                     let _ = self.store.remove(self.id());
+                    // `--rm` takes the anonymous volumes along, as in Docker.
+                    let _ = remove_anonymous_volumes(&self.store, &self.config);
                 }
                 self.finish_clients(code);
                 return Ok(code);

@@ -43,6 +43,17 @@ pub struct BindOptions {
     pub create_host_path: Option<bool>,
 }
 
+/// Options of a volume mount.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(deny_unknown_fields, expecting = "a table of volume options")]
+pub struct VolumeOptions {
+    /// Don't fill an empty volume with what the image has at the target (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+}
+
 /// Options of a tmpfs mount.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, JsonSchema,
@@ -80,6 +91,9 @@ pub struct Mount {
     /// Bind mount options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<BindOptions>,
+    /// Volume options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOptions>,
     /// Tmpfs options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<TmpfsOptions>,
@@ -124,6 +138,7 @@ pub fn parse_volume_spec(spec: &str) -> Result<Mount, String> {
         target: target.to_string(),
         read_only,
         bind: None,
+        volume: None,
         tmpfs: None,
     })
 }
