@@ -318,7 +318,7 @@ mod tests {
     fn copy_up_fills_only_an_empty_volume_and_never_follows_symlinks() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let root = StateRoot::open(&dir.path().join("root")).unwrap();
+        let root = StateRoot::open(dir.path().join("root")).unwrap();
         let store = VolumeStore::open(&root).unwrap();
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("srv/data/sub")).unwrap();
