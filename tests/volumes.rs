@@ -190,6 +190,25 @@ fn anonymous_volumes_go_with_rm_v_and_run_rm() {
     common::eventually("run --rm removed its anonymous volumes", || {
         volumes(&root) == vec!["named".to_string()]
     });
+    // system df counts them; system prune --volumes takes unused anonymous ones.
+    root.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "anon-c",
+        "-v",
+        "/cache",
+        "busybox",
+        "true",
+    ]);
+    root.ok(&["rm", "anon-c"]);
+    let df = root.ok(&["system", "df", "--format", "json"]);
+    let line = df.lines().find(|l| l.contains("Local Volumes")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["TotalCount"], "2", "{df}");
+    root.ok(&["system", "prune", "-f", "--volumes"]);
+    assert_eq!(volumes(&root), vec!["named"]);
     root.ok(&["volume", "prune", "-af"]);
     assert!(volumes(&root).is_empty());
 }

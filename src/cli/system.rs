@@ -1,6 +1,7 @@
 //! `berth system prune` and `berth system df`: Docker's disk-usage report
-//! and clean-up across containers, images and networks. (berth has no build
-//! cache and no anonymous volumes, so those lines report nothing.)
+//! and clean-up across containers, images, networks and (with `--volumes`)
+//! unused anonymous volumes. (berth has no build cache: that line reports
+//! nothing.)
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -13,6 +14,7 @@ use super::{Context, OutputFormat};
 use crate::image::store::{ImageStore, Removal};
 use crate::network::Networks;
 use crate::runtime::container::ContainerStore;
+use crate::volume::VolumeStore;
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
@@ -30,6 +32,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Prune anonymous volumes no container uses
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,8 +59,13 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         } else {
             "all dangling images"
         };
+        let volumes = if args.volumes {
+            "\n  - all anonymous volumes not used by at least one container"
+        } else {
+            ""
+        };
         eprint!(
-            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - {images}\n\nAre you sure you want to continue? [y/N] "
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container{volumes}\n  - {images}\n\nAre you sure you want to continue? [y/N] "
         );
         let mut answer = String::new();
         std::io::stdin()
@@ -87,6 +97,23 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         }
         println!();
     }
+    let mut volume_bytes = 0;
+    if args.volumes {
+        let volumes = VolumeStore::open(&root)?;
+        let used = super::volume::in_use(&containers);
+        let mut deleted = Vec::new();
+        for v in volumes.list()? {
+            if v.anonymous && !used.contains_key(&v.name) {
+                volume_bytes += super::container::dir_size(&volumes.data_dir(&v.name));
+                if volumes.remove(&v.name)? {
+                    deleted.push(v.name);
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            println!("Deleted Volumes:\n{}\n", deleted.join("\n"));
+        }
+    }
     let images = ImageStore::open(&root).context("opening the image store")?;
     let report = images.prune(args.all, &super::image::images_in_use(&images))?;
     if !report.removals.is_empty() {
@@ -101,7 +128,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
     }
     println!(
         "Total reclaimed space: {}",
-        human_size(container_bytes + report.reclaimed)
+        human_size(container_bytes + volume_bytes + report.reclaimed)
     );
     Ok(())
 }
@@ -142,6 +169,19 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
             c_reclaimable += size;
         }
     }
+    let volumes = VolumeStore::open(&root)?;
+    let used = super::volume::in_use(&containers);
+    let (mut v_total, mut v_active, mut v_size, mut v_reclaimable) = (0, 0, 0, 0);
+    for v in volumes.list()? {
+        let size = super::container::dir_size(&volumes.data_dir(&v.name));
+        v_total += 1;
+        v_size += size;
+        if used.contains_key(&v.name) {
+            v_active += 1;
+        } else {
+            v_reclaimable += size;
+        }
+    }
     let rows = [
         (
             "Images",
@@ -151,7 +191,7 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
             img_reclaimable,
         ),
         ("Containers", all.len(), c_active, c_size, c_reclaimable),
-        ("Local Volumes", 0, 0, 0, 0),
+        ("Local Volumes", v_total, v_active, v_size, v_reclaimable),
         ("Build Cache", 0, 0, 0, 0),
     ];
     if ctx.format(args.format.as_deref()) == OutputFormat::Json {

@@ -93,7 +93,11 @@ fn store(ctx: &Context) -> anyhow::Result<VolumeStore> {
 
 /// Volume name -> the names of the containers that mount it.
 fn users(ctx: &Context) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
-    let containers = ContainerStore::open(&ctx.root()?)?;
+    Ok(in_use(&ContainerStore::open(&ctx.root()?)?))
+}
+
+/// Volume name -> the names of the containers (running or not) that mount it.
+pub fn in_use(containers: &ContainerStore) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (config, _) in containers.list() {
         for m in &config.volumes {
@@ -102,7 +106,7 @@ fn users(ctx: &Context) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
                 .push(config.name.clone());
         }
     }
-    Ok(out)
+    out
 }
 
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<()> {
