@@ -317,9 +317,14 @@ fn parse_volume(v: &str) -> anyhow::Result<VolumeArg> {
         if nocopy {
             bail!("invalid volume {v:?}: nocopy applies to volumes, not host paths");
         }
+        // Docker's `-v` makes a missing host directory (its `--mount` would not).
+        if !Path::new(src).exists() {
+            std::fs::create_dir_all(src)
+                .with_context(|| format!("creating bind source directory {src}"))?;
+        }
         let source = Path::new(src)
             .canonicalize()
-            .with_context(|| format!("bind source path does not exist: {src}"))?;
+            .with_context(|| format!("bind source path {src}"))?;
         return Ok(VolumeArg::Bind(BindMount {
             source,
             destination: dst.to_string(),
@@ -1255,7 +1260,14 @@ mod tests {
         assert!(parse_volume("/tmp:rel").is_err());
         assert!(parse_volume("/tmp:/d:rx").is_err());
         assert!(parse_volume("/tmp:/d:nocopy").is_err());
-        assert!(parse_volume("/definitely/not/here:/d").is_err());
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("made/by/berth");
+        let spec = format!("{}:/d", missing.display());
+        assert!(matches!(parse_volume(&spec), Ok(VolumeArg::Bind(_))));
+        assert!(
+            missing.is_dir(),
+            "-v makes a missing host directory, as Docker"
+        );
         assert!(parse_volume("../x:/d").is_err());
         assert!(parse_volume("rel").is_err());
         assert!(parse_volume("v:/").is_err());
