@@ -200,32 +200,21 @@ fn dropping_forward_policy_does_not_cut_containers_off() {
         "the DROP policy must bite in this namespace, or the test proves nothing"
     );
     // ...until berth next wires a container: it puts its rules in.
-    b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "fwnet",
-        "@bb",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "198.51.100.2",
-    ]);
-    b.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "fwnet",
-        "@bb",
-        "ping",
-        "-c",
-        "1",
-        "-W",
-        "2",
-        "srv",
-    ]);
+    for target in ["198.51.100.2", "srv"] {
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "fwnet",
+            "@bb",
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            target,
+        ]);
+    }
     b.ok(&["exec", "srv", "ping", "-c", "1", "-W", "2", "198.51.100.2"]);
     let rules = berth_rules(&ns);
     assert_eq!(rules.len(), 2, "{rules:?}");

@@ -581,19 +581,7 @@ fn plan_never_pulls_and_shows_creates() {
 fn anonymous_volumes_are_carried_over_on_recreate_and_go_with_down_v() {
     let root = with_busybox();
     // An image declaring VOLUME /seed with content in it.
-    root.ok(&[
-        "run",
-        "--network",
-        "none",
-        "--name",
-        "mk",
-        "busybox",
-        "sh",
-        "-c",
-        "mkdir /seed && echo from the image > /seed/file",
-    ]);
-    root.ok(&["commit", "-c", "VOLUME /seed", "mk", "seeded"]);
-    root.ok(&["rm", "mk"]);
+    common::make_seeded_image(&root);
     let manifest = "[services.s]\nimage = \"seeded\"\ncommand = [\"sh\", \"-c\", \"date +%s%N >> /cache/runs; echo run >> /seed/runs; exec sleep 1000\"]\nstop_signal = \"KILL\"\nvolumes = [\"/cache\"]\n";
     let mut p = Project::new(root, "anon", manifest);
     let name = unique("anon");

@@ -8,25 +8,12 @@ mod common;
 
 use common::*;
 
-/// A state root with `busybox` and `seeded`: busybox plus
-/// `VOLUME /seed` holding `/seed/file` ("from the image"), owned by 33:33.
+/// A state root with `busybox` and `seeded` (see [`make_seeded_image`]).
 fn root_with_images() -> TestRoot {
     let root = TestRoot::new();
     let tar = busybox_rootfs_tar();
     root.ok(&["import", tar.to_str().unwrap(), "busybox"]);
-    root.ok(&[
-        "run",
-        "--network",
-        "none",
-        "--name",
-        "mk",
-        "busybox",
-        "sh",
-        "-c",
-        "mkdir /seed && echo from the image > /seed/file && chown -R 33:33 /seed",
-    ]);
-    root.ok(&["commit", "-c", "VOLUME /seed", "mk", "seeded"]);
-    root.ok(&["rm", "mk"]);
+    make_seeded_image(&root);
     root
 }
 

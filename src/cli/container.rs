@@ -974,7 +974,9 @@ pub fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<()> {
     })
 }
 
-fn each(items: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+/// Runs `f` on each name, printing the name on success and Docker's error
+/// line otherwise; fails (exit 1) when any failed.
+pub fn each(items: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let mut failed = false;
     for q in items {
         match f(q) {

@@ -225,32 +225,18 @@ fn inspect(ctx: &Context, a: InspectArgs) -> anyhow::Result<()> {
 fn rm(ctx: &Context, a: RmArgs) -> anyhow::Result<()> {
     let store = store(ctx)?;
     let users = users(ctx)?;
-    let mut failed = false;
-    for name in &a.names {
-        let result: anyhow::Result<()> = (|| {
-            if let Some(who) = users.get(name) {
-                bail!(
-                    "remove {name}: volume is in use by {}: remove the container first",
-                    who.join(", ")
-                );
-            }
-            if !crate::volume::valid(name) || !store.remove(name)? {
-                bail!("no such volume: {name}");
-            }
-            Ok(())
-        })();
-        match result {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                failed = true;
-            }
+    super::container::each(&a.names, |name| {
+        if let Some(who) = users.get(name) {
+            bail!(
+                "remove {name}: volume is in use by {}: remove the container first",
+                who.join(", ")
+            );
         }
-    }
-    if failed {
-        return Err(Exit::silent(1).into());
-    }
-    Ok(())
+        if !crate::volume::valid(name) || !store.remove(name)? {
+            bail!("no such volume: {name}");
+        }
+        Ok(())
+    })
 }
 
 fn prune(ctx: &Context, a: PruneArgs) -> anyhow::Result<()> {

@@ -117,6 +117,24 @@ impl Drop for TestRoot {
     }
 }
 
+/// Makes the image `seeded` in `root` from its `busybox` image: busybox plus
+/// `VOLUME /seed` holding `/seed/file` ("from the image"), owned by 33:33.
+pub fn make_seeded_image(root: &TestRoot) {
+    root.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "mk-seeded",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /seed && echo from the image > /seed/file && chown -R 33:33 /seed",
+    ]);
+    root.ok(&["commit", "-c", "VOLUME /seed", "mk-seeded", "seeded"]);
+    root.ok(&["rm", "mk-seeded"]);
+}
+
 /// Lazily unmounts every mount point at or below `dir` (deepest first).
 pub fn unmount_under(dir: &Path) {
     let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {
