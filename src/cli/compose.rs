@@ -198,21 +198,8 @@ pub struct ComposeExec {
     /// Which replica (default 1)
     #[arg(long, default_value_t = 1)]
     pub index: u32,
-    /// Keep STDIN open
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-    /// Allocate a pseudo-TTY
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// Username or UID
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// Working directory
-    #[arg(short = 'w', long)]
-    pub workdir: Option<String>,
-    /// Environment variables
-    #[arg(short = 'e', long = "env")]
-    pub env: Vec<String>,
+    #[command(flatten)]
+    pub flags: super::exec::ExecFlags,
     pub service: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
@@ -1238,7 +1225,7 @@ fn ps(ctx: &Context, project: &ProjectArgs, a: ComposePs) -> anyhow::Result<()> 
 }
 
 fn exec(ctx: &Context, project: &ProjectArgs, a: ComposeExec) -> anyhow::Result<()> {
-    let (root, _, cs) = containers_of(ctx, project, std::slice::from_ref(&a.service))?;
+    let (_, _, cs) = containers_of(ctx, project, std::slice::from_ref(&a.service))?;
     let c = cs.iter().find(|c| c.replica() == a.index).ok_or_else(|| {
         anyhow!(
             "service {} has no container with index {}",
@@ -1246,37 +1233,14 @@ fn exec(ctx: &Context, project: &ProjectArgs, a: ComposeExec) -> anyhow::Result<
             a.index
         )
     })?;
-    if !c.running {
-        bail!("container {} is not running", c.config.name);
-    }
-    let exe = std::env::current_exe().context("locating the berth binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(root.path())
-        .arg("exec")
-        .env_remove("BERTH_ROOT");
-    if a.interactive {
-        cmd.arg("-i");
-    }
-    if a.tty {
-        cmd.arg("-t");
-    }
-    if let Some(u) = &a.user {
-        cmd.arg("-u").arg(u);
-    }
-    if let Some(w) = &a.workdir {
-        cmd.arg("-w").arg(w);
-    }
-    for e in &a.env {
-        cmd.arg("-e").arg(e);
-    }
-    cmd.arg(&c.config.id).args(&a.command);
-    let status = cmd.status().context("running berth exec")?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(code) => Err(Exit::silent(code).into()),
-        None => Err(Exit::silent(125).into()),
-    }
+    super::exec::exec(
+        ctx,
+        super::exec::ExecArgs {
+            flags: a.flags,
+            container: c.config.id.clone(),
+            command: a.command,
+        },
+    )
 }
 
 fn logs(ctx: &Context, project: &ProjectArgs, a: ComposeLogs) -> anyhow::Result<()> {

@@ -22,8 +22,9 @@ use crate::runtime::container::ContainerStore;
 use crate::runtime::engine::{self, ExecOptions, Stdio};
 use crate::runtime::{spec, user};
 
-#[derive(Debug, Args)]
-pub struct ExecArgs {
+/// The flags of `exec`, shared with `compose exec`.
+#[derive(Debug, Clone, Args)]
+pub struct ExecFlags {
     /// Detached mode: run command in the background
     #[arg(short = 'd', long)]
     pub detach: bool,
@@ -42,6 +43,12 @@ pub struct ExecArgs {
     /// Set environment variables
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub flags: ExecFlags,
     pub container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
@@ -60,11 +67,11 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
         .into());
     }
     let rootfs = store.dir(&id).join("rootfs");
-    let who = args.user.clone().unwrap_or(config.user.clone());
+    let who = args.flags.user.clone().unwrap_or(config.user.clone());
     let u = user::resolve_in_rootfs(&who, &rootfs)?;
     let mut env: HashMap<String, String> = HashMap::new();
-    let mut extra = args.env.clone();
-    if args.tty {
+    let mut extra = args.flags.env.clone();
+    if args.flags.tty {
         extra.push(format!(
             "TERM={}",
             std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
@@ -84,14 +91,14 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             env.insert(k.to_string(), v.to_string());
         }
     }
-    let cwd = args.workdir.clone().map(std::path::PathBuf::from);
+    let cwd = args.flags.workdir.clone().map(std::path::PathBuf::from);
     if cwd.as_ref().is_some_and(|c| c.is_relative()) {
         bail!("the working directory must be an absolute path");
     }
-    if args.tty && !args.detach {
+    if args.flags.tty && !args.flags.detach {
         return exec_with_pty(&store, &id, &args, env, cwd, u);
     }
-    let stdio = if args.detach {
+    let stdio = if args.flags.detach {
         let null = |w: bool| -> anyhow::Result<OwnedFd> {
             Ok(OwnedFd::from(
                 std::fs::OpenOptions::new()
@@ -106,7 +113,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             stderr: Some(null(true)?),
             console_socket: None,
         }
-    } else if !args.interactive {
+    } else if !args.flags.interactive {
         Stdio {
             stdin: Some(OwnedFd::from(std::fs::File::open("/dev/null")?)),
             ..Default::default()
@@ -125,7 +132,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             uid: Some(u.uid),
             gid: Some(u.gid),
             additional_gids: u.additional_gids,
-            detach: args.detach,
+            detach: args.flags.detach,
             process: None,
         },
         stdio,
@@ -140,7 +147,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             .into());
         }
     };
-    if args.detach {
+    if args.flags.detach {
         return Ok(());
     }
     let code = loop {
@@ -255,7 +262,7 @@ fn exec_with_pty(
     if let Some((r, c)) = size {
         crate::runtime::supervisor::set_window_size(&master, r, c);
     }
-    let _raw = args.interactive.then(super::stream::RawMode::enter);
+    let _raw = args.flags.interactive.then(super::stream::RawMode::enter);
 
     // Window-size changes: SIGWINCH, blocked here before any thread starts
     // so that only the waiting thread takes it.
@@ -274,7 +281,7 @@ fn exec_with_pty(
             });
         }
     }
-    if args.interactive {
+    if args.flags.interactive {
         let mut m = master.try_clone()?;
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
