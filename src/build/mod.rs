@@ -1,0 +1,8 @@
+//! The image builder: Dockerfiles in, images out.
+//!
+//! `dockerfile` parses a Dockerfile into stages of instructions (BuildKit's
+//! syntax: line continuations, `# escape=`, comments, JSON and shell forms,
+//! here-documents) and expands `$VAR`s as Docker does; `ignore` reads
+//! `.dockerignore`.
+
+pub mod dockerfile;
