@@ -2,14 +2,14 @@
 # Published-port throughput: busybox httpd in berth containers, fetched with
 # wrk (a) straight at a container's address, (b) through berth's published
 # port on 127.0.0.1 (nft DNAT + route_localnet + masquerade), (c) through the
-# published port on the host's own non-loopback address, (d) for
-# comparison through a userland proxy on 127.0.0.1 (socat, fork per
-# connection: the shape of docker-proxy), and (e) the same httpd and rootfs
-# in a docker container published with -p 127.0.0.1::80 under a private
-# dockerd (Debian's docker.io 20.10; loopback traffic to a published port
-# goes through docker-proxy, its userland proxy). Short bounded runs,
-# loopback and namespaces only; the paths take turns within each run;
-# medians (min-max, n) of RUNS runs.
+# published port on the host's own non-loopback address, (d) for comparison
+# through a userland proxy on 127.0.0.1 (socat, a process forked per
+# connection), and (e) the same httpd and rootfs in a docker container
+# published with -p 127.0.0.1::80 under a private dockerd (Debian's
+# docker.io 20.10: loopback traffic to a published port goes through
+# docker-proxy, its userland proxy, one Go process for all connections).
+# Short bounded runs, loopback and namespaces only; the paths take turns
+# within each run; medians (min-max, n) of RUNS runs.
 #
 # Two identical berth containers are used: one measured directly, one through
 # its published port. With one container, direct connections (source = the

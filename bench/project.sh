@@ -196,6 +196,7 @@ done
 for l in docker-compose podman-compose; do
   [ -z "${why[$l]:-}" ] || echo "$l: not measured: ${why[$l]}"
 done
+[ "${#why[@]}" = 0 ] || echo "(all of them: apt-get install docker.io docker-compose podman podman-compose)"
 [ -z "${note[pc]:-}" ] || echo "(podman-compose down: -t 2 given, and 'podman network rm' of the project network counted in)"
 echo
 b_cold=$(median < "$work/berth.cold"); b_noop=$(median < "$work/berth.noop")

@@ -165,3 +165,4 @@ if [ "$have_podman" = 1 ]; then
   mem "podman: conmon" "$(podman inspect -f '{{.State.ConmonPid}}' rss)"
 else echo "conmon: not measured: $podman_why"; fi
 "$berth" --root "$root" rm -f rss >/dev/null
+[ "$have_docker$have_podman" = 11 ] || echo "(both engines: apt-get install docker.io podman)"
