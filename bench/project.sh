@@ -157,7 +157,7 @@ waits() { # TOOL: what the first cold up did: did api start after db was healthy
   db=$("${1}_inspect" db); api=$("${1}_inspect" api)
   db_start=$(secs "$(jq -r '.[0].State.StartedAt' <<<"$db")")
   api_start=$(secs "$(jq -r '.[0].State.StartedAt' <<<"$api")")
-  healthy=$(jq -r '[.[0].State.Health.Log // [] | .[] | select(.ExitCode == 0)][0].End // empty' <<<"$db")
+  healthy=$(jq -r '[(.[0].State.Health // .[0].State.Healthcheck).Log // [] | .[] | select(.ExitCode == 0)][0].End // empty' <<<"$db")
   curl -fsS "http://127.0.0.1:$port/" >/dev/null || echo "  (web does not answer on 127.0.0.1:$port!)"
   if [ -z "$healthy" ]; then
     awk -v a="$api_start" -v d="$db_start" 'BEGIN {printf "api started %.2f s after db, db had not passed a health check: does not wait for healthy", a-d}'
