@@ -229,7 +229,9 @@ engines_restore_tables() { # CMD SNAPSHOT FAMILY: put CMD's tables back as in SN
 
 engines_cleanup() { # undo what the engines did to the host (call from the EXIT trap)
   [ -n "$ENG" ] || return 0
-  set +e
+  local errexit=0
+  case $- in *e*) errexit=1 ;; esac
+  set +e             # every step below runs, whatever fails before it
   docker_stop
   podman_cleanup
   local l s v
@@ -261,5 +263,5 @@ engines_cleanup() { # undo what the engines did to the host (call from the EXIT 
   l=$(ip -o link | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -vxF -f "$ENG/links.before" | grep -E '^(docker0|br-|veth|cni-podman|podman)' | tr '\n' ' ')
   [ -z "$l" ] || echo "note: links made during the bench still present (not all ours to remove?): $l" >&2
   ENG=""
-  set -e
+  [ "$errexit" = 0 ] || set -e
 }
