@@ -1,29 +1,59 @@
 #!/usr/bin/env bash
-# Container start latency and supervisor memory, berth next to runc (and
-# docker/podman/conmon/containerd-shim when installed; they are not on the
-# project's build machine, and the script says so).
+# Container start latency and supervisor memory: berth next to runc, docker
+# and podman, in the same run, on the same busybox rootfs.
 #
-#   bench/run.sh [RUNS]      (default 20; needs root, a release build is made)
+#   bench/run.sh [RUNS]      (default 20; needs root; BERTH=path/to/berth, or
+#                             a release build is made)
+#   e.g. cargo build --release && BERTH=target/release/berth bash bench/run.sh 20
 #
-# Measures the median wall time of `berth run --rm IMAGE true` (a fresh
-# network namespace with loopback only, an overlay rootfs, Docker's default
-# confinement, a supervisor) against `runc run` of the same rootfs as an OCI
-# bundle (runc's default spec: new network namespace, no overlay, no
-# supervisor), then the supervisor's VmRSS.
+# Wall time of `true` in a fresh container, removed afterwards; one warm-up,
+# then median (min-max, n) of RUNS runs:
+#   berth run --rm --network none IMAGE true   (a network namespace with
+#       loopback only, an overlay rootfs, Docker's default confinement, a
+#       supervisor)
+#   runc run of the same rootfs as an OCI bundle, with runc's default spec
+#       (new network namespace, no overlay, no supervisor), and with berth's
+#       own spec (same confinement as berth: seccomp, masked paths, cgroups)
+#   docker run --rm --network none busybox true   (a private dockerd, Debian's
+#       docker.io 20.10: client -> dockerd -> containerd -> shim -> runc)
+#   podman run --rm --network none busybox true   (podman 4.3 with private
+#       storage: podman -> conmon -> runc)
+# then the same with each engine's default bridge network (berth, docker,
+# podman: a veth on the engine's bridge), and the memory of the process that
+# stays beside a running container: berth's supervisor, docker's
+# containerd-shim-runc-v2, podman's conmon (VmRSS and Pss).
+# docker and podman use the same rootfs, imported (`docker import`,
+# `podman import`); bench/engines.sh starts them privately and removes
+# everything they made at the end. A missing one is "not measured" with the
+# reason; to have them all: apt-get install docker.io podman
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-20}"
 
-cargo build --release --quiet
-berth="$PWD/target/release/berth"
+if [ -n "${BERTH:-}" ]; then
+  berth=$(realpath "$BERTH")
+else
+  cargo build --release --quiet
+  berth="$PWD/target/release/berth"
+fi
+for tool in runc jq busybox; do
+  command -v "$tool" >/dev/null || { echo "bench needs $tool (apt-get install runc jq busybox-static)" >&2; exit 1; }
+done
+source bench/engines.sh
+
 work="$(mktemp -d /tmp/berth-bench.XXXXXX)"
 root="$work/root"
 cleanup() {
-  "$berth" --root "$root" rm -f $("$berth" --root "$root" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
-  grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  set +e
+  "$berth" --root "$root" rm -f $("$berth" --root "$root" ps -aq 2>/dev/null) >/dev/null 2>&1
+  engines_cleanup
+  engines_umount_under "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+engines_snapshot "$work/engines"
 
 # The busybox root filesystem, as the tests make it.
 rootfs="$work/bundle/rootfs"
@@ -32,14 +62,12 @@ cp /bin/busybox "$rootfs/bin/busybox"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"; done
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\n' > "$rootfs/etc/group"
+tar -C "$rootfs" -cf "$work/busybox.tar" .
 
 # berth: an image when the image store can import one, else --rootfs.
 image=(--rootfs "$rootfs")
-if "$berth" --root "$root" import --help >/dev/null 2>&1; then
-  tar -C "$rootfs" -cf "$work/busybox.tar" .
-  if "$berth" --root "$root" import "$work/busybox.tar" bench-busybox >/dev/null 2>&1; then
-    image=(bench-busybox)
-  fi
+if "$berth" --root "$root" import "$work/busybox.tar" bench-busybox >/dev/null 2>&1; then
+  image=(bench-busybox)
 fi
 
 # runc: the same rootfs as a bundle.
@@ -47,25 +75,29 @@ fi
 jq '.process.terminal=false | .process.args=["true"]' "$work/bundle/config.json" > "$work/c.json"
 mv "$work/c.json" "$work/bundle/config.json"
 
+# docker and podman, when they can run here.
+have_docker=0; have_podman=0
+if docker_start && docker_import_tar "$work/busybox.tar" busybox; then have_docker=1; fi
+if podman_setup && podman_import_tar "$work/busybox.tar" busybox; then have_podman=1; fi
+
 now() { date +%s%N; }
-median_ms() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
+med() { sort -n "$work/$1.ns" | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
+stats() { sort -n "$work/$1.ns" | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2;
+  printf "%7.1f ms  (%.1f-%.1f, n=%d)", m/1e6, a[1]/1e6, a[NR]/1e6, NR}'; }
+row() { printf '%-48s %s\n' "$1" "$2"; }
+ratio() { awk -v a="$(med "$1")" -v b="$(med "$2")" 'BEGIN { printf "%.2fx", a/b }'; }
 
-time_cmd() { # label, command...
-  local label="$1"; shift
-  "$@" >/dev/null 2>&1 || { echo "$label: failed: $*" >&2; return 1; }   # warm-up
-  for _ in $(seq "$runs"); do
-    local t0; t0=$(now); "$@" >/dev/null 2>&1; echo $(( $(now) - t0 ))
-  done | median_ms
-}
-
-echo "runs: $runs (median wall time)"
-b=$(time_cmd berth "$berth" --root "$root" run --rm --network none "${image[@]}" true)
-echo "berth run --rm ${image[*]} true:  ${b} ms"
+# The timed commands, one function each (c_KEY).
 i=0
-runc_run() { i=$((i+1)); runc --root "$work/runc" run --bundle "$work/bundle" "bench-$$-$i-$RANDOM"; }
-r=$(time_cmd runc runc_run)
-echo "runc run (same rootfs bundle):      ${r} ms"
-awk -v b="$b" -v r="$r" 'BEGIN { printf "ratio berth/runc: %.2fx (target: within 2x)\n", b/r }'
+c_berth()      { "$berth" --root "$root" run --rm --network none "${image[@]}" true; }
+c_runc()       { i=$((i+1)); runc --root "$work/runc" run --bundle "$work/bundle" "bench-$$-$i-$RANDOM"; }
+c_runc2()      { i=$((i+1)); runc --root "$work/runc" run --bundle "$work/bundle2" "bench2-$$-$i-$RANDOM"; }
+c_docker()     { "$DOCKER" run --rm --network none busybox true; }
+c_podman()     { podman run --rm --network none busybox true; }
+# Each engine's default bridge network.
+c_berth_net()  { "$berth" --root "$root" run --rm "${image[@]}" true; }
+c_docker_net() { "$DOCKER" run --rm busybox true; }
+c_podman_net() { podman run --rm busybox true; }
 
 # runc again with berth's own spec (Docker's confinement: seccomp profile,
 # masked paths, cgroup limits, devices), so the two runtimes do equal work.
@@ -77,32 +109,60 @@ jq --arg rootfs "$rootfs" '.root.path=$rootfs | .process.args=["true"]
     | .mounts |= map(select(.destination != "/etc/hosts" and .destination != "/etc/resolv.conf" and .destination != "/etc/hostname"))' \
   "$root/containers/$cid/bundle/config.json" > "$work/bundle2/config.json"
 "$berth" --root "$root" rm -f specsrc >/dev/null
-runc_run2() { i=$((i+1)); runc --root "$work/runc" run --bundle "$work/bundle2" "bench2-$$-$i-$RANDOM"; }
-r2=$(time_cmd runc2 runc_run2)
-echo "runc run (berth's spec, same confinement): ${r2} ms"
-awk -v b="$b" -v r="$r2" 'BEGIN { printf "ratio berth/runc(same spec): %.2fx\n", b/r }'
 
-for engine in docker podman; do
-  if ! command -v "$engine" >/dev/null; then
-    echo "$engine: not installed on this machine, not measured"
-  elif ! "$engine" info >/dev/null 2>&1; then
-    echo "$engine: the client is installed but no engine answers (no daemon/service here), not measured"
-  else
-    "$engine" rmi -f berth-bench-busybox >/dev/null 2>&1 || true
-    tar -C "$rootfs" -c . | "$engine" import - berth-bench-busybox >/dev/null
-    d=$(time_cmd "$engine" "$engine" run --rm --network none berth-bench-busybox true)
-    echo "$engine run --rm --network none (same rootfs): ${d} ms"
-  fi
+keys=(berth runc runc2 berth_net)
+[ "$have_docker" = 0 ] || keys+=(docker docker_net)
+[ "$have_podman" = 0 ] || keys+=(podman podman_net)
+for k in "${keys[@]}"; do   # one warm-up each; a failure stops the bench
+  "c_$k" >/dev/null 2>&1 || { echo "$k: failed:" >&2; "c_$k" >&2; exit 1; }
+  : > "$work/$k.ns"
+done
+# Round-robin over the commands, so that load from elsewhere on the machine
+# hits them alike.
+for _ in $(seq "$runs"); do
+  for k in "${keys[@]}"; do
+    t0=$(now); "c_$k" >/dev/null 2>&1; echo $(( $(now) - t0 )) >> "$work/$k.ns"
+  done
 done
 
-# Supervisor memory.
+echo "bench/run.sh: $runs runs, $(nproc) cores; median (min-max, n) of wall time"
+echo "berth $("$berth" --version | awk '{print $2}') ($berth), $(runc --version | head -1)"
+[ "$have_docker" = 0 ] || echo "docker $("$DOCKER" version -f '{{.Server.Version}}') (private dockerd, client $DOCKER)"
+[ "$have_podman" = 0 ] || echo "podman $(podman version -f '{{.Client.Version}}') (private storage, runtime $(podman info -f '{{.Host.OCIRuntime.Name}}'))"
+echo
+echo "no network (--network none):"
+row "berth run --rm ${image[*]} true" "$(stats berth)"
+row "runc run (same rootfs bundle, runc's spec)" "$(stats runc)"
+row "runc run (berth's spec, same confinement)" "$(stats runc2)"
+if [ "$have_docker" = 1 ]; then row "docker run --rm busybox true" "$(stats docker)"
+else row "docker run --rm busybox true" "not measured: $docker_why"; fi
+if [ "$have_podman" = 1 ]; then row "podman run --rm busybox true" "$(stats podman)"
+else row "podman run --rm busybox true" "not measured: $podman_why"; fi
+echo "default bridge network of each engine:"
+row "berth run --rm ${image[*]} true" "$(stats berth_net)"
+[ "$have_docker" = 0 ] || row "docker run --rm busybox true" "$(stats docker_net)"
+[ "$have_podman" = 0 ] || row "podman run --rm busybox true" "$(stats podman_net)"
+echo
+echo "ratio berth/runc: $(ratio berth runc) (target: within 2x); berth/runc(same spec): $(ratio berth runc2)"
+[ "$have_docker" = 0 ] || echo "ratio docker/berth: $(ratio docker berth) (no network), $(ratio docker_net berth_net) (bridge)"
+[ "$have_podman" = 0 ] || echo "ratio podman/berth: $(ratio podman berth) (no network), $(ratio podman_net berth_net) (bridge)"
+
+# Memory of what stays beside a running container.
+mem() { # LABEL PID
+  printf '%-48s VmRSS %6s kB  Pss %6s kB\n' "$1" "$(awk '/^VmRSS/ {print $2}' "/proc/$2/status")" \
+    "$(awk '/^Pss:/ {s+=$2} END {print s}' "/proc/$2/smaps_rollup")"
+}
+echo
 "$berth" --root "$root" run -d --name rss "${image[@]}" sleep 1000 >/dev/null
+[ "$have_docker" = 0 ] || "$DOCKER" run -d --network none --name rss busybox sleep 1000 >/dev/null
+[ "$have_podman" = 0 ] || podman run -d --network none --name rss busybox sleep 1000 >/dev/null
 sleep 1
-sup=$("$berth" --root "$root" inspect -f '{{.State.SupervisorPid}}' rss)
-rss=$(awk '/^VmRSS/ {print $2}' "/proc/$sup/status")
-pss=$(awk '/^Pss:/ {s+=$2} END {print s}' "/proc/$sup/smaps_rollup")
-echo "supervisor VmRSS: ${rss} kB (Pss ${pss} kB; target: under 4096 kB)"
+mem "berth supervisor (target: VmRSS under 4096 kB)" "$("$berth" --root "$root" inspect -f '{{.State.SupervisorPid}}' rss)"
+if [ "$have_docker" = 1 ]; then
+  mem "docker: containerd-shim-runc-v2" "$(ps -o ppid= -p "$("$DOCKER" inspect -f '{{.State.Pid}}' rss)" | tr -d ' ')"
+else echo "containerd-shim: not measured: $docker_why"; fi
+if [ "$have_podman" = 1 ]; then
+  mem "podman: conmon" "$(podman inspect -f '{{.State.ConmonPid}}' rss)"
+else echo "conmon: not measured: $podman_why"; fi
 "$berth" --root "$root" rm -f rss >/dev/null
-for shim in conmon containerd-shim containerd-shim-runc-v2; do
-  command -v "$shim" >/dev/null || echo "$shim: not installed on this machine, not measured"
-done
+[ "$have_docker$have_podman" = 11 ] || echo "(both engines: apt-get install docker.io podman)"
