@@ -753,6 +753,10 @@ impl Networks {
         let live = &live();
         let mut report = RepairReport::default();
         let mut changed = Vec::new();
+        // One listing of berth's rules serves the whole repair; it is read
+        // again only after something was re-added (each `nft` run costs).
+        let mut rules = self.nat.rules()?;
+        let mut rules_changed = false;
         for mut n in self.list()? {
             let freed = ipam::reconcile(&mut n, live);
             if !freed.is_empty() {
@@ -768,9 +772,8 @@ impl Networks {
             if !link::link_exists(&n.bridge)? {
                 self.setup_kernel(&n)?;
                 report.recreated_bridges.push(n.bridge.clone());
-            } else if !self
-                .nat
-                .rules()?
+                rules_changed = true;
+            } else if !rules
                 .iter()
                 .any(|r| r.owner.as_deref() == Some(&*nat::net_owner(&n.id)))
             {
@@ -778,7 +781,12 @@ impl Networks {
                 // flushed the ruleset): put them back.
                 self.setup_kernel(&n)?;
                 report.restored_rules.push(n.name.clone());
+                rules_changed = true;
             }
+        }
+        if rules_changed {
+            rules = self.nat.rules()?;
+            rules_changed = false;
         }
         let mut table = store::load_ports(&self.root)?;
         let before = table.len();
@@ -789,7 +797,6 @@ impl Networks {
         }
         // Running containers (their veth exists) whose DNAT rules vanished
         // get them back.
-        let rules = self.nat.rules()?;
         let all = self.list()?;
         let mut by_ctr: std::collections::BTreeMap<&str, Vec<nat::Dnat>> = Default::default();
         for p in &table {
@@ -810,12 +817,16 @@ impl Networks {
             if plugged && !rules.iter().any(|r| r.owner.as_deref() == Some(&*owner)) {
                 self.nat.add_container(c, &dnat)?;
                 report.restored_rules.push(c.to_string());
+                rules_changed = true;
             }
         }
         self.reconcile_forward_policy(&all);
         let nets: Vec<String> = all.into_iter().map(|n| n.id).collect();
         let live_v: Vec<String> = live.iter().cloned().collect();
-        report.removed_rule_owners = self.nat.repair(&live_v, &nets)?;
+        if rules_changed {
+            rules = self.nat.rules()?;
+        }
+        report.removed_rule_owners = self.nat.repair(&rules, &live_v, &nets)?;
         if let Ok(dirs) = std::fs::read_dir(self.root.path().join("networks/containers")) {
             for d in dirs.flatten() {
                 if !live.contains(&*d.file_name().to_string_lossy()) {

@@ -267,14 +267,14 @@ impl Nat {
     }
 
     /// Removes rules whose owner is neither a live container nor a live
-    /// network (and untagged rules in berth's regular chains). Returns the
-    /// owners removed.
+    /// network (and untagged rules in berth's regular chains), given the
+    /// current `rules` (from [`Nat::rules`]). Returns the owners removed.
     pub fn repair(
         &self,
+        rules: &[Rule],
         live_containers: &[String],
         live_networks: &[String],
     ) -> Result<Vec<String>, NatError> {
-        let rules = self.rules()?;
         let is_live = |o: &str| {
             o.strip_prefix("berth:ctr:")
                 .is_some_and(|c| live_containers.iter().any(|l| l == c))
