@@ -5,4 +5,6 @@
 //! here-documents) and expands `$VAR`s as Docker does; `ignore` reads
 //! `.dockerignore`.
 
+pub mod cache;
+pub mod context;
 pub mod dockerfile;
