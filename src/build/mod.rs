@@ -8,3 +8,4 @@
 pub mod cache;
 pub mod context;
 pub mod dockerfile;
+pub mod layer;
