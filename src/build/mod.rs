@@ -9,3 +9,6 @@ pub mod cache;
 pub mod context;
 pub mod dockerfile;
 pub mod layer;
+pub mod rootview;
+pub mod derive;
+pub mod run;
