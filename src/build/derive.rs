@@ -34,13 +34,14 @@ pub fn parent_config(store: &ImageStore, parent: Option<&Image>) -> Result<Value
 }
 
 /// Stores a new image: `parent` + `layer` (uncompressed tar: digest = diff_id),
-/// with `edit` applied to the config's `config` object.
+/// with `edit` applied to the whole image configuration (its `config` object
+/// exists when `edit` runs).
 pub fn derive(
     store: &ImageStore,
     parent: Option<&Image>,
     layer: Option<(Digest, u64)>,
     created_by: &str,
-    edit: impl FnOnce(&mut Map<String, Value>),
+    edit: impl FnOnce(&mut Value),
 ) -> Result<Image, StoreError> {
     let mut config = parent_config(store, parent)?;
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -48,9 +49,7 @@ pub fn derive(
     if !config["config"].is_object() {
         config["config"] = Value::Object(Map::new());
     }
-    if let Some(map) = config["config"].as_object_mut() {
-        edit(map);
-    }
+    edit(&mut config);
     if !config["rootfs"]["diff_ids"].is_array() {
         config["rootfs"] = json!({"type": "layers", "diff_ids": []});
     }
