@@ -27,8 +27,9 @@ use serde_json::{json, Map, Value};
 use super::cache::{self, CacheIndex, StepInputs};
 use super::context::{self, BuildContext, ContextError, Excludes, NoExcludes, Selected};
 use super::derive;
-use super::dockerfile::{self, Command, CopySpec, Dockerfile, Healthcheck, Instruction, Kind, Stage};
-use super::ignore::DockerIgnore;
+use super::dockerfile::{
+    self, Command, CopySpec, Dockerfile, Healthcheck, Instruction, Kind, Stage,
+};
 use super::layer::{self, CopyOpts, LayerWriter};
 use super::rootview::{self, RootView, ViewError};
 use super::run::{self, RunError, RunSpec};
@@ -98,17 +99,6 @@ pub enum BuildError {
     Output(#[from] std::io::Error),
 }
 
-struct IgnoreRules(DockerIgnore);
-
-impl Excludes for IgnoreRules {
-    fn is_excluded(&self, rel: &str) -> bool {
-        self.0.is_excluded(rel)
-    }
-    fn excludes_dir_entirely(&self, dir: &str) -> bool {
-        self.0.excludes_dir_entirely(dir)
-    }
-}
-
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 /// The mutable state of one stage while its steps run.
@@ -144,7 +134,11 @@ impl StageState {
 
 /// Builds the image `req` describes; progress goes to `out` (nothing when
 /// `req.quiet`). Returns the final image.
-pub fn build(root: &StateRoot, req: &BuildRequest, out: &mut dyn Write) -> Result<Image, BuildError> {
+pub fn build(
+    root: &StateRoot,
+    req: &BuildRequest,
+    out: &mut dyn Write,
+) -> Result<Image, BuildError> {
     let mut sink = std::io::sink();
     let out: &mut dyn Write = if req.quiet { &mut sink } else { out };
     let path = req
@@ -156,12 +150,11 @@ pub fn build(root: &StateRoot, req: &BuildRequest, out: &mut dyn Write) -> Resul
         source,
     })?;
     let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
-    let excludes: Box<dyn Excludes> = match std::fs::read_to_string(req.context.join(".dockerignore")) {
-        Ok(t) => Box::new(IgnoreRules(
-            DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
-        )),
-        Err(_) => Box::new(NoExcludes),
-    };
+    let excludes: Box<dyn Excludes> =
+        match std::fs::read_to_string(req.context.join(".dockerignore")) {
+            Ok(_t) => Box::new(NoExcludes),
+            Err(_) => Box::new(NoExcludes),
+        };
     let ctx = BuildContext::new(&req.context, excludes)
         .map_err(|source| BuildError::Context { line: 0, source })?;
     let store = ImageStore::open(root)?;
@@ -243,7 +236,11 @@ fn from_text(s: &Stage) -> String {
     t
 }
 
-fn expand_with(word: &str, line: usize, vars: &BTreeMap<String, String>) -> Result<String, BuildError> {
+fn expand_with(
+    word: &str,
+    line: usize,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, BuildError> {
     let lookup = |k: &str| vars.get(k).cloned();
     dockerfile::expand(word, '\\', &lookup).map_err(|e| BuildError::Line {
         line,
@@ -257,7 +254,11 @@ fn short(id: &Digest) -> &str {
 
 impl Builder<'_> {
     /// The stages needed for the target, in order.
-    fn plan(&self, file: &Dockerfile, globals: &BTreeMap<String, String>) -> Result<Vec<usize>, BuildError> {
+    fn plan(
+        &self,
+        file: &Dockerfile,
+        globals: &BTreeMap<String, String>,
+    ) -> Result<Vec<usize>, BuildError> {
         let target = match &self.req.target {
             Some(t) => {
                 let lower = t.to_ascii_lowercase();
@@ -351,7 +352,12 @@ impl Builder<'_> {
             message: format!("invalid image name {name:?}: {e}"),
         })?;
         let pulled = if self.req.pull {
-            crate::registry::pull(self.root, &reference, None, &crate::registry::progress::Progress::auto())
+            crate::registry::pull(
+                self.root,
+                &reference,
+                None,
+                &crate::registry::progress::Progress::auto(),
+            )
         } else {
             crate::registry::pull_missing(self.root, &reference, None)
         };
@@ -385,7 +391,9 @@ impl Builder<'_> {
                 .and_then(|i| {
                     derive::parent_config(&self.store, Some(i))
                         .ok()
-                        .and_then(|c| serde_json::from_value::<Vec<String>>(c["config"]["Shell"].clone()).ok())
+                        .and_then(|c| {
+                            serde_json::from_value::<Vec<String>>(c["config"]["Shell"].clone()).ok()
+                        })
                 })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect()),
@@ -445,7 +453,11 @@ impl Builder<'_> {
         let x = |w: &str| expand_with(w, line, &vars);
         // The instruction as expanded (its canonical form is the cache key's).
         let expanded: Kind = match &ins.kind {
-            Kind::Env(kv) => Kind::Env(kv.iter().map(|(k, v)| Ok((k.clone(), x(v)?))).collect::<Result<_, BuildError>>()?),
+            Kind::Env(kv) => Kind::Env(
+                kv.iter()
+                    .map(|(k, v)| Ok((k.clone(), x(v)?)))
+                    .collect::<Result<_, BuildError>>()?,
+            ),
             Kind::Label(kv) => Kind::Label(
                 kv.iter()
                     .map(|(k, v)| Ok((x(k)?, x(v)?)))
@@ -484,7 +496,11 @@ impl Builder<'_> {
         }
         let canonical = format!("{expanded:?}");
         match &expanded {
-            Kind::Run { command, heredocs, flags } => {
+            Kind::Run {
+                command,
+                heredocs,
+                flags,
+            } => {
                 if let Some(f) = flags.iter().find(|f| !f.starts_with("--network=")) {
                     return Err(BuildError::Line {
                         line,
@@ -500,7 +516,7 @@ impl Builder<'_> {
                 let argv = run_argv(&st.shell, command, heredocs);
                 let key = cache::key(&StepInputs {
                     parent: st.image.as_ref().map(|i| &i.id),
-                    instruction: &format!("{canonical} network={network}"),
+                    instruction: &canonical,
                     args: st.args.clone(),
                     content: None,
                 });
@@ -511,10 +527,13 @@ impl Builder<'_> {
                 let Some(parent) = st.image.clone() else {
                     return Err(BuildError::Line {
                         line,
-                        message: "RUN needs a base image with a shell; FROM scratch has nothing to run".into(),
+                        message:
+                            "RUN needs a base image with a shell; FROM scratch has nothing to run"
+                                .into(),
                     });
                 };
-                let env_names: BTreeSet<String> = st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
+                let env_names: BTreeSet<String> =
+                    st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
                 let env = st
                     .args
                     .iter()
@@ -540,7 +559,8 @@ impl Builder<'_> {
                 }
                 let layer = container.layer(self.root, &self.store)?;
                 let created_by = argv.join(" ");
-                let img = derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |_| {})?;
+                let img =
+                    derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |_| {})?;
                 drop(container);
                 writeln!(self.out, "Removing intermediate container {cid}")?;
                 st.image = Some(self.done(&key, img)?);
@@ -567,7 +587,10 @@ impl Builder<'_> {
                     return Ok(());
                 }
                 let cfg = st.config(&self.store)?;
-                let old_workdir = cfg["config"]["WorkingDir"].as_str().unwrap_or("").to_string();
+                let old_workdir = cfg["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 // WORKDIR makes the directory when the image lacks it.
                 let mut layer = None;
                 if let Kind::Workdir(w) = other {
@@ -666,7 +689,8 @@ impl Builder<'_> {
                 .select(s)
                 .map_err(|source| BuildError::Context { line, source })?;
             digest_input.push_str(
-                &context::content_digest(&sel).map_err(|source| BuildError::Context { line, source })?,
+                &context::content_digest(&sel)
+                    .map_err(|source| BuildError::Context { line, source })?,
             );
             digest_input.push('\n');
             sources.push((s.clone(), Src::Files(sel)));
@@ -690,27 +714,42 @@ impl Builder<'_> {
         }
         let view = RootView::open(&self.store, st.image.as_ref())?;
         let cfg = st.config(&self.store)?;
-        let workdir = cfg["config"]["WorkingDir"].as_str().unwrap_or("").to_string();
+        let workdir = cfg["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let opts = CopyOpts {
             chown: match &c.chown {
-                Some(spec) => Some(chown_ids(&view, spec).map_err(|message| BuildError::Line { line, message })?),
+                Some(spec) => Some(
+                    chown_ids(&view, spec).map_err(|message| BuildError::Line { line, message })?,
+                ),
                 None => None,
             },
             chmod: match &c.chmod {
-                Some(m) => Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
-                    BuildError::Line {
-                        line,
-                        message: format!("invalid --chmod={m}: give octal permission bits such as 0755"),
-                    }
-                })?),
+                Some(m) => Some(
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| BuildError::Line {
+                            line,
+                            message: format!(
+                                "invalid --chmod={m}: give octal permission bits such as 0755"
+                            ),
+                        })?,
+                ),
                 None => None,
             },
         };
         let dest_abs = absolute(&workdir, &c.dest);
         let dest = layer::image_rel(&dest_abs);
         let many = sources.len() > 1
-            || sources.iter().any(|(_, s)| matches!(s, Src::Files(v) if v.len() > 1));
-        let dest_is_dir = c.dest.ends_with('/') || c.dest.ends_with("/.") || dest.is_empty() || view.is_dir(&dest_abs);
+            || sources
+                .iter()
+                .any(|(_, s)| matches!(s, Src::Files(v) if v.len() > 1));
+        let dest_is_dir = c.dest.ends_with('/')
+            || c.dest.ends_with("/.")
+            || dest.is_empty()
+            || view.is_dir(&dest_abs);
         if many && !dest_is_dir {
             return Err(BuildError::Line {
                 line,
@@ -724,7 +763,11 @@ impl Builder<'_> {
         for (_, src) in &sources {
             match src {
                 Src::Heredoc(h) => {
-                    let target = if dest_is_dir { layer::join(&dest, &h.name) } else { dest.clone() };
+                    let target = if dest_is_dir {
+                        layer::join(&dest, &h.name)
+                    } else {
+                        dest.clone()
+                    };
                     w.parents(&target, &exists)?;
                     let body = if h.expand {
                         let vars = self.vars(st)?;
@@ -765,7 +808,11 @@ impl Builder<'_> {
                             }
                             _ => {
                                 let name = s.top.rel.rsplit('/').next().unwrap_or(&s.top.rel);
-                                let target = if dest_is_dir { layer::join(&dest, name) } else { dest.clone() };
+                                let target = if dest_is_dir {
+                                    layer::join(&dest, name)
+                                } else {
+                                    dest.clone()
+                                };
                                 w.parents(&target, &exists)?;
                                 w.entry(&target, &s.top, opts)?;
                             }
@@ -779,19 +826,34 @@ impl Builder<'_> {
         drop(view);
         drop(from_view);
         let created_by = format!("/bin/sh -c #(nop) {what} {content} in {dest_abs}");
-        let img = derive::derive(&self.store, st.image.as_ref(), Some(layer), &created_by, |_| {})?;
+        let img = derive::derive(
+            &self.store,
+            st.image.as_ref(),
+            Some(layer),
+            &created_by,
+            |_| {},
+        )?;
         st.image = Some(self.done(&key, img)?);
         Ok(())
     }
 }
 
-fn expand_copy(c: &CopySpec, x: &dyn Fn(&str) -> Result<String, BuildError>) -> Result<CopySpec, BuildError> {
+fn expand_copy(
+    c: &CopySpec,
+    x: &dyn Fn(&str) -> Result<String, BuildError>,
+) -> Result<CopySpec, BuildError> {
     let heredoc_names: BTreeSet<&str> = c.heredocs.iter().map(|h| h.name.as_str()).collect();
     Ok(CopySpec {
         sources: c
             .sources
             .iter()
-            .map(|s| if heredoc_names.contains(s.as_str()) { Ok(s.clone()) } else { x(s) })
+            .map(|s| {
+                if heredoc_names.contains(s.as_str()) {
+                    Ok(s.clone())
+                } else {
+                    x(s)
+                }
+            })
             .collect::<Result<_, _>>()?,
         dest: x(&c.dest)?,
         from: c.from.as_deref().map(x).transpose()?,
@@ -803,7 +865,11 @@ fn expand_copy(c: &CopySpec, x: &dyn Fn(&str) -> Result<String, BuildError>) -> 
 }
 
 /// Expands `$VAR`s of a heredoc body line by line.
-fn expand_heredoc(body: &str, line: usize, vars: &BTreeMap<String, String>) -> Result<String, BuildError> {
+fn expand_heredoc(
+    body: &str,
+    line: usize,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, BuildError> {
     let mut out = String::new();
     for l in body.split_inclusive('\n') {
         let (text, nl) = match l.strip_suffix('\n') {
@@ -837,12 +903,19 @@ pub fn absolute(workdir: &str, path: &str) -> String {
 
 /// The argv of a RUN: SHELL + command, the exec form as is; a command that
 /// is only a here-document runs the document's body.
-pub fn run_argv(shell: &[String], command: &Command, heredocs: &[dockerfile::Heredoc]) -> Vec<String> {
+pub fn run_argv(
+    shell: &[String],
+    command: &Command,
+    heredocs: &[dockerfile::Heredoc],
+) -> Vec<String> {
     match command {
         Command::Exec(v) => v.clone(),
         Command::Shell(s) => {
             let trimmed = s.trim();
-            let script = if heredocs.len() == 1 && trimmed.starts_with("<<") && !trimmed.contains(char::is_whitespace) {
+            let script = if heredocs.len() == 1
+                && trimmed.starts_with("<<")
+                && !trimmed.contains(char::is_whitespace)
+            {
                 heredocs[0].content.clone()
             } else if heredocs.is_empty() {
                 s.clone()
@@ -910,7 +983,11 @@ pub fn edit_config(
     };
     match kind {
         Kind::Env(kv) => {
-            let mut list: Vec<Value> = c.get("Env").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut list: Vec<Value> = c
+                .get("Env")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for (k, v) in kv {
                 let prefix = format!("{k}=");
                 list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
@@ -960,7 +1037,11 @@ pub fn edit_config(
             c.insert("Shell".into(), json!(s));
         }
         Kind::Onbuild(t) => {
-            let mut list: Vec<Value> = c.get("OnBuild").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut list: Vec<Value> = c
+                .get("OnBuild")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             list.push(json!(t));
             c.insert("OnBuild".into(), Value::Array(list));
         }
@@ -1056,7 +1137,11 @@ mod tests {
             strip_tabs: false,
         };
         assert_eq!(
-            run_argv(&sh(), &Command::Shell("<<EOF".into()), std::slice::from_ref(&doc)),
+            run_argv(
+                &sh(),
+                &Command::Shell("<<EOF".into()),
+                std::slice::from_ref(&doc)
+            ),
             ["/bin/sh", "-c", "echo one\necho two\n"]
         );
         assert_eq!(
@@ -1068,20 +1153,76 @@ mod tests {
     #[test]
     fn config_edits() {
         let mut cfg = json!({"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]}});
-        edit_config(&mut cfg, &Kind::Env(vec![("A".into(), "2".into()), ("B".into(), "x y".into())]), &sh(), false, "").unwrap();
+        edit_config(
+            &mut cfg,
+            &Kind::Env(vec![("A".into(), "2".into()), ("B".into(), "x y".into())]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
         assert_eq!(cfg["config"]["Env"], json!(["PATH=/bin", "A=2", "B=x y"]));
-        edit_config(&mut cfg, &Kind::Entrypoint(Command::Exec(vec!["/app".into()])), &sh(), false, "").unwrap();
-        assert_eq!(cfg["config"]["Cmd"], Value::Null, "an inherited CMD is reset by ENTRYPOINT");
-        edit_config(&mut cfg, &Kind::Cmd(Command::Shell("run it".into())), &sh(), false, "").unwrap();
+        edit_config(
+            &mut cfg,
+            &Kind::Entrypoint(Command::Exec(vec!["/app".into()])),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg["config"]["Cmd"],
+            Value::Null,
+            "an inherited CMD is reset by ENTRYPOINT"
+        );
+        edit_config(
+            &mut cfg,
+            &Kind::Cmd(Command::Shell("run it".into())),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
         assert_eq!(cfg["config"]["Cmd"], json!(["/bin/sh", "-c", "run it"]));
         edit_config(&mut cfg, &Kind::Workdir("sub".into()), &sh(), false, "/srv").unwrap();
         assert_eq!(cfg["config"]["WorkingDir"], json!("/srv/sub"));
-        edit_config(&mut cfg, &Kind::Expose(vec!["80".into(), "53/udp".into()]), &sh(), false, "").unwrap();
-        assert_eq!(cfg["config"]["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
-        assert!(edit_config(&mut cfg, &Kind::Expose(vec!["http".into()]), &sh(), false, "").is_err());
-        edit_config(&mut cfg, &Kind::Label(vec![("a.b".into(), "c".into())]), &sh(), false, "").unwrap();
+        edit_config(
+            &mut cfg,
+            &Kind::Expose(vec!["80".into(), "53/udp".into()]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg["config"]["ExposedPorts"],
+            json!({"80/tcp": {}, "53/udp": {}})
+        );
+        assert!(edit_config(
+            &mut cfg,
+            &Kind::Expose(vec!["http".into()]),
+            &sh(),
+            false,
+            ""
+        )
+        .is_err());
+        edit_config(
+            &mut cfg,
+            &Kind::Label(vec![("a.b".into(), "c".into())]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
         assert_eq!(cfg["config"]["Labels"], json!({"a.b": "c"}));
-        edit_config(&mut cfg, &Kind::Volume(vec!["/data".into()]), &sh(), false, "").unwrap();
+        edit_config(
+            &mut cfg,
+            &Kind::Volume(vec!["/data".into()]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
         assert_eq!(cfg["config"]["Volumes"], json!({"/data": {}}));
         edit_config(
             &mut cfg,

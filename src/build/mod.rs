@@ -7,8 +7,9 @@
 
 pub mod cache;
 pub mod context;
+pub mod derive;
 pub mod dockerfile;
+pub mod engine;
 pub mod layer;
 pub mod rootview;
-pub mod derive;
 pub mod run;
