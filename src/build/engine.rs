@@ -30,6 +30,7 @@ use super::derive;
 use super::dockerfile::{
     self, Command, CopySpec, Dockerfile, Healthcheck, Instruction, Kind, Stage,
 };
+use super::ignore::DockerIgnore;
 use super::layer::{self, CopyOpts, LayerWriter};
 use super::rootview::{self, RootView, ViewError};
 use super::run::{self, RunError, RunSpec};
@@ -99,6 +100,17 @@ pub enum BuildError {
     Output(#[from] std::io::Error),
 }
 
+struct IgnoreRules(DockerIgnore);
+
+impl Excludes for IgnoreRules {
+    fn is_excluded(&self, rel: &str) -> bool {
+        self.0.is_excluded(rel)
+    }
+    fn excludes_dir_entirely(&self, dir: &str) -> bool {
+        self.0.excludes_dir_entirely(dir)
+    }
+}
+
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
 /// The mutable state of one stage while its steps run.
@@ -152,7 +164,9 @@ pub fn build(
     let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
     let excludes: Box<dyn Excludes> =
         match std::fs::read_to_string(req.context.join(".dockerignore")) {
-            Ok(_t) => Box::new(NoExcludes),
+            Ok(t) => Box::new(IgnoreRules(
+                DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
+            )),
             Err(_) => Box::new(NoExcludes),
         };
     let ctx = BuildContext::new(&req.context, excludes)
