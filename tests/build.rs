@@ -441,3 +441,36 @@ fn copy_flags_heredocs_archives_and_scratch() {
         "{inspect}"
     );
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    let b = Bench::new();
+    b.write("f.txt", "from the child's context\n");
+    b.write(
+        "Dockerfile",
+        "FROM busybox\nONBUILD COPY f.txt /onbuild.txt\nONBUILD RUN echo triggered > /trig\n",
+    );
+    b.build_ok(&["--network", "none", "-t", "parent"]);
+    let parent = b.root.ok(&["image", "inspect", "parent"]);
+    assert!(
+        parent.contains("ONBUILD") || parent.contains("COPY f.txt /onbuild.txt"),
+        "{parent}"
+    );
+    b.write("Dockerfile", "FROM parent\nRUN cat /trig /onbuild.txt\n");
+    let out = b.build_ok(&["--network", "none", "-t", "child"]);
+    assert!(out.contains("# Executing 2 build triggers\n"), "{out}");
+    assert!(
+        out.contains("triggered\nfrom the child's context\n"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&b.root.ok(&["image", "inspect", "child"])).unwrap();
+    let img = if v.is_array() { &v[0] } else { &v };
+    assert!(
+        img["Config"]["OnBuild"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the triggers ran and are not inherited further: {img}"
+    );
+    b.no_containers_left();
+}

@@ -72,6 +72,8 @@ pub enum EntryKind {
     File,
     Dir,
     Symlink(PathBuf),
+    /// A socket, fifo or device: not copied (reading a fifo would block).
+    Other,
 }
 
 /// One file, directory or link of the context.
@@ -200,8 +202,10 @@ impl BuildContext {
             EntryKind::Symlink(std::fs::read_link(&path).map_err(io(&path))?)
         } else if ft.is_dir() {
             EntryKind::Dir
-        } else {
+        } else if ft.is_file() {
             EntryKind::File
+        } else {
+            EntryKind::Other
         };
         Ok(Entry {
             rel,
@@ -402,6 +406,7 @@ pub fn content_digest(selection: &[Selected]) -> Result<String, ContextError> {
             put(meta.as_bytes());
             match &e.kind {
                 EntryKind::Dir => put(b"dir"),
+                EntryKind::Other => put(b"other"),
                 EntryKind::Symlink(t) => {
                     put(b"symlink");
                     put(t.as_os_str().as_encoded_bytes());
@@ -536,6 +541,22 @@ mod tests {
         let s = c.select("src").unwrap();
         let up = s[0].children.iter().find(|(n, _)| n == "up").unwrap();
         assert_eq!(up.1.kind, EntryKind::Symlink("../../..".into()));
+    }
+
+    #[test]
+    fn special_files_are_not_read() {
+        let d = tree();
+        nix::unistd::mkfifo(
+            &d.path().join("src/pipe"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let c = ctx(&d, vec![]);
+        let sel = c.select("src").unwrap();
+        let pipe = sel[0].children.iter().find(|(n, _)| n == "pipe").unwrap();
+        assert_eq!(pipe.1.kind, EntryKind::Other);
+        // Digesting does not open (and block on) the fifo.
+        content_digest(&sel).unwrap();
     }
 
     #[test]

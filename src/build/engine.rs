@@ -120,6 +120,8 @@ struct StageState {
     args: BTreeMap<String, String>,
     shell: Vec<String>,
     cmd_set: bool,
+    /// The base image's ONBUILD triggers ran: the next step's image drops them.
+    clear_onbuild: bool,
 }
 
 impl StageState {
@@ -414,10 +416,52 @@ impl Builder<'_> {
             image,
             args: BTreeMap::new(),
             cmd_set: false,
+            clear_onbuild: false,
         };
+        // The base image's ONBUILD triggers run first, as part of FROM.
+        let triggers: Vec<String> = match &st.image {
+            Some(_) => st.config(&self.store)?["config"]["OnBuild"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if !triggers.is_empty() {
+            let n = triggers.len();
+            writeln!(
+                self.out,
+                "# Executing {n} build trigger{}",
+                if n == 1 { "" } else { "s" }
+            )?;
+            st.clear_onbuild = true;
+            for t in &triggers {
+                let parsed = dockerfile::parse(&format!("FROM scratch\n{t}\n"))
+                    .map_err(|e| BuildError::Parse(format!("in ONBUILD trigger {t:?}: {e}")))?;
+                let Some(ins) = parsed.stages.first().and_then(|s| s.instructions.first()) else {
+                    continue;
+                };
+                if matches!(ins.kind, Kind::Onbuild(_) | Kind::Maintainer(_)) {
+                    return Err(BuildError::Line {
+                        line: stage.line,
+                        message: format!("ONBUILD trigger {t:?} is not allowed in a trigger"),
+                    });
+                }
+                let ins = Instruction {
+                    line: stage.line,
+                    ..ins.clone()
+                };
+                self.instruction(file, stage, globals, &mut st, &ins)?;
+                st.clear_onbuild = false;
+            }
+        }
         for ins in &stage.instructions {
             self.header(&ins.text)?;
             self.instruction(file, stage, globals, &mut st, ins)?;
+            st.clear_onbuild = false;
         }
         Ok(st.image)
     }
@@ -508,7 +552,12 @@ impl Builder<'_> {
                 }
             }
         }
-        let canonical = format!("{expanded:?}");
+        let canonical = if st.clear_onbuild {
+            format!("{expanded:?} (base ONBUILD triggers dropped)")
+        } else {
+            format!("{expanded:?}")
+        };
+        let clear = st.clear_onbuild;
         match &expanded {
             Kind::Run {
                 command,
@@ -574,7 +623,9 @@ impl Builder<'_> {
                 let layer = container.layer(self.root, &self.store)?;
                 let created_by = argv.join(" ");
                 let img =
-                    derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |_| {})?;
+                    derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |c| {
+                        strip_onbuild(c, clear)
+                    })?;
                 drop(container);
                 writeln!(self.out, "Removing intermediate container {cid}")?;
                 st.image = Some(self.done(&key, img)?);
@@ -629,6 +680,7 @@ impl Builder<'_> {
                     layer,
                     &format!("/bin/sh -c #(nop) {}", ins.text),
                     |c| {
+                        strip_onbuild(c, clear);
                         if let Err(e) = edit_config(c, other, &shell, cmd_set, &old_workdir) {
                             bad = Some(e);
                         }
@@ -840,12 +892,13 @@ impl Builder<'_> {
         drop(view);
         drop(from_view);
         let created_by = format!("/bin/sh -c #(nop) {what} {content} in {dest_abs}");
+        let clear = st.clear_onbuild;
         let img = derive::derive(
             &self.store,
             st.image.as_ref(),
             Some(layer),
             &created_by,
-            |_| {},
+            |c| strip_onbuild(c, clear),
         )?;
         st.image = Some(self.done(&key, img)?);
         Ok(())
@@ -896,6 +949,15 @@ fn expand_heredoc(
         out.push_str(nl);
     }
     Ok(out)
+}
+
+/// Drops the inherited ONBUILD triggers once they have run.
+fn strip_onbuild(cfg: &mut Value, yes: bool) {
+    if yes {
+        if let Some(c) = cfg["config"].as_object_mut() {
+            c.remove("OnBuild");
+        }
+    }
 }
 
 fn now() -> u64 {

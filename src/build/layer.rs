@@ -178,6 +178,8 @@ impl<W: Write> LayerWriter<W> {
             .unwrap_or(self.mtime);
         match &e.kind {
             EntryKind::Dir => self.dir(rel, opts.chmod.unwrap_or(e.mode), owner, mtime),
+            // Sockets, fifos and devices of the context are not copied.
+            EntryKind::Other => Ok(()),
             EntryKind::Symlink(t) => self.symlink(rel, t, owner, mtime),
             EntryKind::File => {
                 let f = std::fs::File::open(&e.path).map_err(io(rel))?;
