@@ -3,6 +3,17 @@
 //! `dockerfile` parses a Dockerfile into stages of instructions (BuildKit's
 //! syntax: line continuations, `# escape=`, comments, JSON and shell forms,
 //! here-documents) and expands `$VAR`s as Docker does; `ignore` reads
-//! `.dockerignore`.
+//! `.dockerignore` and says which context paths are left out. `engine` runs
+//! the build: `context` selects COPY sources, `layer` writes COPY layers,
+//! `run` runs RUN containers, `derive` stores each step's image, `rootview`
+//! reads an image's files, `cache` keys and records steps.
 
+pub mod cache;
+pub mod context;
+pub mod derive;
 pub mod dockerfile;
+pub mod engine;
+pub mod ignore;
+pub mod layer;
+pub mod rootview;
+pub mod run;

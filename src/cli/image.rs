@@ -139,6 +139,8 @@ pub enum ImageCommand {
     Import(ImportArgs),
     /// Give an image another name
     Tag(TagArgs),
+    /// Build an image from a Dockerfile
+    Build(super::build::BuildArgs),
 }
 
 /// Runs an `image` sub-command.
@@ -151,6 +153,7 @@ pub fn run_group(ctx: &Context, cmd: ImageCommand) -> anyhow::Result<()> {
         ImageCommand::Save(a) => save(ctx, a),
         ImageCommand::Load(a) => load(ctx, a),
         ImageCommand::Import(a) => import_cmd(ctx, a),
+        ImageCommand::Build(a) => super::build::run(ctx, a),
         ImageCommand::Tag(a) => tag(ctx, a),
     }
 }

@@ -6,6 +6,7 @@
 //! (Docker's 125 for a command that could not run, or the code a handler
 //! chooses through [`Exit`]).
 
+pub mod build;
 pub mod commit;
 pub mod compose;
 pub mod container;
@@ -130,6 +131,8 @@ pub enum Command {
     Top(ps::TopArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Manage berth (disk usage, clean-up)
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -330,6 +333,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
             ps::top(ctx, a)
         }
         Command::Commit(a) => commit::run(ctx, a),
+        Command::Build(a) => build::run(ctx, a),
         Command::System(c) => system::run(ctx, c),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),

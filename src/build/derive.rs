@@ -1,0 +1,97 @@
+//! Each build step's result as an image: the parent image's config with the
+//! step's edits, its layer (if any) appended to `rootfs.diff_ids` and the
+//! manifest, and one history entry (`empty_layer: true` for steps that only
+//! change the config), as Docker's classic builder records them
+//! (<https://github.com/opencontainers/image-spec/blob/main/config.md>).
+//! Intermediate images are stored untagged.
+
+use serde_json::{json, Map, Value};
+
+use crate::image::digest::Digest;
+use crate::image::layout::{self, Descriptor, Manifest};
+use crate::image::store::{Image, ImageStore, StoreError};
+use crate::runtime::commit::oci_layer_type;
+
+/// The config JSON of `parent` (a fresh one for `scratch`).
+pub fn parent_config(store: &ImageStore, parent: Option<&Image>) -> Result<Value, StoreError> {
+    let (arch, os) = layout::host_platform();
+    let fresh = json!({
+        "architecture": arch,
+        "os": os,
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": []
+    });
+    let Some(p) = parent else {
+        return Ok(fresh);
+    };
+    let v: Value =
+        serde_json::from_slice(&store.read_blob(&p.id)?).map_err(|e| StoreError::Invalid {
+            what: format!("config of image {}", p.id.short()),
+            reason: e.to_string(),
+        })?;
+    Ok(if v.is_object() { v } else { fresh })
+}
+
+/// Stores a new image: `parent` + `layer` (uncompressed tar: digest = diff_id),
+/// with `edit` applied to the whole image configuration (its `config` object
+/// exists when `edit` runs).
+pub fn derive(
+    store: &ImageStore,
+    parent: Option<&Image>,
+    layer: Option<(Digest, u64)>,
+    created_by: &str,
+    edit: impl FnOnce(&mut Value),
+) -> Result<Image, StoreError> {
+    let mut config = parent_config(store, parent)?;
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    config["created"] = json!(created);
+    if !config["config"].is_object() {
+        config["config"] = Value::Object(Map::new());
+    }
+    edit(&mut config);
+    if !config["rootfs"]["diff_ids"].is_array() {
+        config["rootfs"] = json!({"type": "layers", "diff_ids": []});
+    }
+    if let Some((diff_id, _)) = &layer {
+        if let Some(ids) = config["rootfs"]["diff_ids"].as_array_mut() {
+            ids.push(json!(diff_id.to_string()));
+        }
+    }
+    let mut entry = json!({"created": created, "created_by": created_by});
+    if layer.is_none() {
+        entry["empty_layer"] = json!(true);
+    }
+    match config["history"].as_array_mut() {
+        Some(h) => h.push(entry),
+        None => config["history"] = json!([entry]),
+    }
+    let bytes = serde_json::to_vec(&config).expect("config serialises");
+    let (config_digest, config_size) = store.put_blob(&bytes[..], None)?;
+
+    let mut manifest = match parent {
+        Some(p) => p.layout_manifest.clone(),
+        None => Manifest {
+            schema_version: 2,
+            media_type: None,
+            config: Descriptor::new(layout::OCI_CONFIG, config_digest.clone(), config_size),
+            layers: Vec::new(),
+            annotations: Default::default(),
+        },
+    };
+    for l in &mut manifest.layers {
+        l.media_type = oci_layer_type(&l.media_type).to_string();
+    }
+    manifest.schema_version = 2;
+    manifest.media_type = Some(layout::OCI_MANIFEST.to_string());
+    manifest.config = Descriptor::new(layout::OCI_CONFIG, config_digest.clone(), config_size);
+    if let Some((diff_id, size)) = layer {
+        manifest
+            .layers
+            .push(Descriptor::new(layout::OCI_LAYER_TAR, diff_id, size));
+    }
+    manifest.annotations.clear();
+    let mbytes = manifest.to_bytes();
+    store.with_lock(|l| l.put_manifest(&mbytes, layout::OCI_MANIFEST))?;
+    store.resolve(&config_digest.to_string())
+}

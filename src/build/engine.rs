@@ -1,0 +1,1343 @@
+//! The build engine: a parsed Dockerfile and a context in, an image out, the
+//! way Docker's classic builder does it
+//! (<https://docs.docker.com/reference/dockerfile/>).
+//!
+//! Every step makes an image (intermediate images are untagged): `RUN` runs
+//! a build container and commits its changes ([`super::run`]), `COPY`/`ADD`
+//! write a layer straight from the sources ([`super::layer`]), the other
+//! instructions only edit the config (a history entry with `empty_layer`).
+//! Each step is first looked up in the build cache by its key
+//! ([`super::cache`]); a hit reuses the image. The output is the classic
+//! one: `Step 2/5 : RUN …`, ` ---> Running in …`, ` ---> Using cache`,
+//! ` ---> 38ec9aea7e10`, `Successfully built …`, `Successfully tagged …`.
+//!
+//! Stages: `--target` (or the last stage) and the stages it needs (as its
+//! base or through `COPY --from`) are built, in file order; others are
+//! skipped. `ARG` before the first `FROM` feeds `FROM` lines; `ARG` in a
+//! stage declares a build argument for that stage, whose value is
+//! `--build-arg` or its default; ENV wins over ARG when both name a
+//! variable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::{json, Map, Value};
+
+use super::cache::{self, CacheIndex, StepInputs};
+use super::context::{self, BuildContext, ContextError, Excludes, NoExcludes, Selected};
+use super::derive;
+use super::dockerfile::{
+    self, Command, CopySpec, Dockerfile, Healthcheck, Instruction, Kind, Stage,
+};
+use super::ignore::DockerIgnore;
+use super::layer::{self, CopyOpts, LayerWriter};
+use super::rootview::{self, RootView, ViewError};
+use super::run::{self, RunError, RunSpec};
+use crate::image::digest::Digest;
+use crate::image::reference::Reference;
+use crate::image::store::{Image, ImageStore, StoreError};
+use crate::state::StateRoot;
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (default: `Dockerfile` in the context).
+    pub dockerfile: Option<PathBuf>,
+    /// Tags for the final image.
+    pub tags: Vec<Reference>,
+    /// `--build-arg K=V`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--no-cache`: rerun every step (results are still recorded).
+    pub no_cache: bool,
+    /// `--pull`: pull base images even when present.
+    pub pull: bool,
+    /// `-q`: print nothing (the caller prints the id).
+    pub quiet: bool,
+    /// `--network` of RUN containers (default: `default`, the bridge, as Docker).
+    pub network: Option<String>,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("reading the Dockerfile {path}: {source}")]
+    Dockerfile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("dockerfile parse error {0}")]
+    Parse(String),
+    #[error(".dockerignore: {0}")]
+    Ignore(String),
+    #[error("the Dockerfile has no FROM: nothing to build")]
+    NoStages,
+    #[error("failed to reach build target {0} in Dockerfile")]
+    UnknownTarget(String),
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    RunFailed { command: String, code: i32 },
+    #[error("line {line}: {source}")]
+    Context { line: usize, source: ContextError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error(transparent)]
+    Layer(#[from] layer::LayerError),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error("pulling {reference}: {message}")]
+    Pull { reference: String, message: String },
+    #[error("writing the build output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+struct IgnoreRules(DockerIgnore);
+
+impl Excludes for IgnoreRules {
+    fn is_excluded(&self, rel: &str) -> bool {
+        self.0.is_excluded(rel)
+    }
+    fn excludes_dir_entirely(&self, dir: &str) -> bool {
+        self.0.excludes_dir_entirely(dir)
+    }
+}
+
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// The mutable state of one stage while its steps run.
+struct StageState {
+    image: Option<Image>,
+    /// Build args declared in the stage, with their values.
+    args: BTreeMap<String, String>,
+    shell: Vec<String>,
+    cmd_set: bool,
+    /// The base image's ONBUILD triggers ran: the next step's image drops them.
+    clear_onbuild: bool,
+}
+
+impl StageState {
+    fn env(&self, store: &ImageStore) -> Result<Vec<(String, String)>, BuildError> {
+        let Some(img) = &self.image else {
+            return Ok(Vec::new());
+        };
+        let cfg = derive::parent_config(store, Some(img))?;
+        Ok(cfg["config"]["Env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str()?.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn config(&self, store: &ImageStore) -> Result<Value, BuildError> {
+        Ok(derive::parent_config(store, self.image.as_ref())?)
+    }
+}
+
+/// Builds the image `req` describes; progress goes to `out` (nothing when
+/// `req.quiet`). Returns the final image.
+pub fn build(
+    root: &StateRoot,
+    req: &BuildRequest,
+    out: &mut dyn Write,
+) -> Result<Image, BuildError> {
+    let mut sink = std::io::sink();
+    let out: &mut dyn Write = if req.quiet { &mut sink } else { out };
+    let path = req
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| req.context.join("Dockerfile"));
+    let text = std::fs::read_to_string(&path).map_err(|source| BuildError::Dockerfile {
+        path: path.clone(),
+        source,
+    })?;
+    let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
+    let excludes: Box<dyn Excludes> =
+        match std::fs::read_to_string(req.context.join(".dockerignore")) {
+            Ok(t) => Box::new(IgnoreRules(
+                DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
+            )),
+            Err(_) => Box::new(NoExcludes),
+        };
+    let ctx = BuildContext::new(&req.context, excludes)
+        .map_err(|source| BuildError::Context { line: 0, source })?;
+    let store = ImageStore::open(root)?;
+    let cache = CacheIndex::open(&root.path().join("build-cache"))?;
+    let mut b = Builder {
+        root,
+        req,
+        store,
+        cache,
+        ctx,
+        out,
+        consumed: BTreeSet::new(),
+        step: 0,
+        total: 0,
+        built: BTreeMap::new(),
+    };
+    let image = b.run(&file)?;
+    let unused: Vec<&String> = req
+        .build_args
+        .keys()
+        .filter(|k| !b.consumed.contains(*k))
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        writeln!(
+            b.out,
+            "[Warning] One or more build-args [{}] were not consumed",
+            names.join(" ")
+        )?;
+    }
+    writeln!(b.out, "Successfully built {}", image.id.short())?;
+    for t in &req.tags {
+        b.store.with_lock(|l| l.tag(t, &image.manifest_digest))?;
+        writeln!(b.out, "Successfully tagged {}", t.familiar())?;
+    }
+    Ok(b.store.resolve(&image.id.to_string())?)
+}
+
+struct Builder<'a> {
+    root: &'a StateRoot,
+    req: &'a BuildRequest,
+    store: ImageStore,
+    cache: CacheIndex,
+    ctx: BuildContext,
+    out: &'a mut dyn Write,
+    consumed: BTreeSet<String>,
+    step: usize,
+    total: usize,
+    /// Results of built stages, by index.
+    built: BTreeMap<usize, Option<Image>>,
+}
+
+/// The stage `name` (a name or an index) refers to among `stages[..before]`.
+fn stage_ref(stages: &[Stage], before: usize, name: &str) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(s) = stages[..before]
+        .iter()
+        .rev()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Some(s.index);
+    }
+    match name.parse::<usize>() {
+        Ok(n) if n < before => Some(n),
+        _ => None,
+    }
+}
+
+/// `FROM …` as written (the syntax tree keeps its parts).
+fn from_text(s: &Stage) -> String {
+    let mut t = String::from("FROM ");
+    if let Some(p) = &s.platform {
+        t.push_str(&format!("--platform={p} "));
+    }
+    t.push_str(&s.base);
+    if let Some(n) = &s.name {
+        t.push_str(&format!(" AS {n}"));
+    }
+    t
+}
+
+fn expand_with(
+    word: &str,
+    line: usize,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, BuildError> {
+    let lookup = |k: &str| vars.get(k).cloned();
+    dockerfile::expand(word, '\\', &lookup).map_err(|e| BuildError::Line {
+        line,
+        message: e.to_string(),
+    })
+}
+
+fn short(id: &Digest) -> &str {
+    id.short()
+}
+
+impl Builder<'_> {
+    /// The stages needed for the target, in order.
+    fn plan(
+        &self,
+        file: &Dockerfile,
+        globals: &BTreeMap<String, String>,
+    ) -> Result<Vec<usize>, BuildError> {
+        let target = match &self.req.target {
+            Some(t) => {
+                let lower = t.to_ascii_lowercase();
+                file.stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                    .map(|s| s.index)
+                    .ok_or_else(|| BuildError::UnknownTarget(t.clone()))?
+            }
+            None => file.stages.len() - 1,
+        };
+        let mut need = BTreeSet::new();
+        let mut todo = vec![target];
+        while let Some(i) = todo.pop() {
+            if !need.insert(i) {
+                continue;
+            }
+            let s = &file.stages[i];
+            let base = expand_with(&s.base, s.line, globals)?;
+            if let Some(d) = stage_ref(&file.stages, i, &base) {
+                todo.push(d);
+            }
+            for ins in &s.instructions {
+                if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
+                    if let Some(f) = &c.from {
+                        if let Some(d) = stage_ref(&file.stages, i, f) {
+                            todo.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(need.into_iter().collect())
+    }
+
+    fn run(&mut self, file: &Dockerfile) -> Result<Image, BuildError> {
+        if file.stages.is_empty() {
+            return Err(BuildError::NoStages);
+        }
+        // Global ARGs: usable in FROM lines.
+        let mut globals = BTreeMap::new();
+        for a in &file.global_args {
+            let v = match self.req.build_args.get(&a.name) {
+                Some(v) => {
+                    self.consumed.insert(a.name.clone());
+                    Some(v.clone())
+                }
+                None => match &a.default {
+                    Some(d) => Some(expand_with(d, 0, &globals)?),
+                    None => None,
+                },
+            };
+            if let Some(v) = v {
+                globals.insert(a.name.clone(), v);
+            }
+        }
+        let plan = self.plan(file, &globals)?;
+        self.total = plan
+            .iter()
+            .map(|&i| 1 + file.stages[i].instructions.len())
+            .sum();
+        let mut last = None;
+        for &i in &plan {
+            let img = self.stage(file, &file.stages[i], &globals)?;
+            self.built.insert(i, img.clone());
+            last = img;
+        }
+        last.ok_or_else(|| BuildError::Line {
+            line: 0,
+            message: "no image was generated: is your Dockerfile empty?".into(),
+        })
+    }
+
+    fn header(&mut self, text: &str) -> Result<(), BuildError> {
+        self.step += 1;
+        writeln!(self.out, "Step {}/{} : {}", self.step, self.total, text)?;
+        Ok(())
+    }
+
+    /// Finds an image by name, pulling it when missing or asked to.
+    fn base_image(&mut self, name: &str, line: usize) -> Result<Image, BuildError> {
+        if !self.req.pull {
+            match self.store.resolve(name) {
+                Ok(i) => return Ok(i),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let reference = Reference::parse(name).map_err(|e| BuildError::Line {
+            line,
+            message: format!("invalid image name {name:?}: {e}"),
+        })?;
+        let pulled = if self.req.pull {
+            crate::registry::pull(
+                self.root,
+                &reference,
+                None,
+                &crate::registry::progress::Progress::auto(),
+            )
+        } else {
+            crate::registry::pull_missing(self.root, &reference, None)
+        };
+        pulled.map_err(|e| BuildError::Pull {
+            reference: reference.familiar(),
+            message: e.to_string(),
+        })
+    }
+
+    fn stage(
+        &mut self,
+        file: &Dockerfile,
+        stage: &Stage,
+        globals: &BTreeMap<String, String>,
+    ) -> Result<Option<Image>, BuildError> {
+        self.header(&from_text(stage))?;
+        let base = expand_with(&stage.base, stage.line, globals)?;
+        let image = if let Some(d) = stage_ref(&file.stages, stage.index, &base) {
+            self.built.get(&d).cloned().flatten()
+        } else if base.eq_ignore_ascii_case("scratch") {
+            None
+        } else {
+            Some(self.base_image(&base, stage.line)?)
+        };
+        if let Some(i) = &image {
+            writeln!(self.out, " ---> {}", short(&i.id))?;
+        }
+        let mut st = StageState {
+            shell: image
+                .as_ref()
+                .and_then(|i| {
+                    derive::parent_config(&self.store, Some(i))
+                        .ok()
+                        .and_then(|c| {
+                            serde_json::from_value::<Vec<String>>(c["config"]["Shell"].clone()).ok()
+                        })
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect()),
+            image,
+            args: BTreeMap::new(),
+            cmd_set: false,
+            clear_onbuild: false,
+        };
+        // The base image's ONBUILD triggers run first, as part of FROM.
+        let triggers: Vec<String> = match &st.image {
+            Some(_) => st.config(&self.store)?["config"]["OnBuild"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if !triggers.is_empty() {
+            let n = triggers.len();
+            writeln!(
+                self.out,
+                "# Executing {n} build trigger{}",
+                if n == 1 { "" } else { "s" }
+            )?;
+            st.clear_onbuild = true;
+            for t in &triggers {
+                let parsed = dockerfile::parse(&format!("FROM scratch\n{t}\n"))
+                    .map_err(|e| BuildError::Parse(format!("in ONBUILD trigger {t:?}: {e}")))?;
+                let Some(ins) = parsed.stages.first().and_then(|s| s.instructions.first()) else {
+                    continue;
+                };
+                if matches!(ins.kind, Kind::Onbuild(_) | Kind::Maintainer(_)) {
+                    return Err(BuildError::Line {
+                        line: stage.line,
+                        message: format!("ONBUILD trigger {t:?} is not allowed in a trigger"),
+                    });
+                }
+                let ins = Instruction {
+                    line: stage.line,
+                    ..ins.clone()
+                };
+                self.instruction(file, stage, globals, &mut st, &ins)?;
+                st.clear_onbuild = false;
+            }
+        }
+        for ins in &stage.instructions {
+            self.header(&ins.text)?;
+            self.instruction(file, stage, globals, &mut st, ins)?;
+            st.clear_onbuild = false;
+        }
+        Ok(st.image)
+    }
+
+    /// Variables visible to expansion: ARGs, overridden by ENV.
+    fn vars(&self, st: &StageState) -> Result<BTreeMap<String, String>, BuildError> {
+        let mut v = st.args.clone();
+        for (k, val) in st.env(&self.store)? {
+            v.insert(k, val);
+        }
+        Ok(v)
+    }
+
+    fn cached(&mut self, key: &str) -> Result<Option<Image>, BuildError> {
+        if self.req.no_cache {
+            return Ok(None);
+        }
+        let Some(id) = self.cache.get(key) else {
+            return Ok(None);
+        };
+        match self.store.resolve(&id.to_string()) {
+            Ok(img) => {
+                writeln!(self.out, " ---> Using cache")?;
+                writeln!(self.out, " ---> {}", short(&img.id))?;
+                Ok(Some(img))
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn done(&mut self, key: &str, img: Image) -> Result<Image, BuildError> {
+        self.cache.put(key, &img.id)?;
+        writeln!(self.out, " ---> {}", short(&img.id))?;
+        Ok(img)
+    }
+
+    fn instruction(
+        &mut self,
+        file: &Dockerfile,
+        stage: &Stage,
+        globals: &BTreeMap<String, String>,
+        st: &mut StageState,
+        ins: &Instruction,
+    ) -> Result<(), BuildError> {
+        let line = ins.line;
+        let vars = self.vars(st)?;
+        let x = |w: &str| expand_with(w, line, &vars);
+        // The instruction as expanded (its canonical form is the cache key's).
+        let expanded: Kind = match &ins.kind {
+            Kind::Env(kv) => Kind::Env(
+                kv.iter()
+                    .map(|(k, v)| Ok((k.clone(), x(v)?)))
+                    .collect::<Result<_, BuildError>>()?,
+            ),
+            Kind::Label(kv) => Kind::Label(
+                kv.iter()
+                    .map(|(k, v)| Ok((x(k)?, x(v)?)))
+                    .collect::<Result<_, BuildError>>()?,
+            ),
+            Kind::Workdir(w) => Kind::Workdir(x(w)?),
+            Kind::User(u) => Kind::User(x(u)?),
+            Kind::Expose(p) => Kind::Expose(p.iter().map(|w| x(w)).collect::<Result<_, _>>()?),
+            Kind::Volume(p) => Kind::Volume(p.iter().map(|w| x(w)).collect::<Result<_, _>>()?),
+            Kind::StopSignal(s) => Kind::StopSignal(x(s)?),
+            Kind::Copy(c) => Kind::Copy(expand_copy(c, &x)?),
+            Kind::Add(c) => Kind::Add(expand_copy(c, &x)?),
+            other => other.clone(),
+        };
+        if let Kind::Arg(decls) = &expanded {
+            for a in decls {
+                let v = match self.req.build_args.get(&a.name) {
+                    Some(v) => {
+                        self.consumed.insert(a.name.clone());
+                        Some(v.clone())
+                    }
+                    None => match &a.default {
+                        Some(d) => Some(x(d)?),
+                        None => globals.get(&a.name).cloned(),
+                    },
+                };
+                match v {
+                    Some(v) => {
+                        st.args.insert(a.name.clone(), v);
+                    }
+                    None => {
+                        st.args.remove(&a.name);
+                    }
+                }
+            }
+        }
+        let canonical = if st.clear_onbuild {
+            format!("{expanded:?} (base ONBUILD triggers dropped)")
+        } else {
+            format!("{expanded:?}")
+        };
+        let clear = st.clear_onbuild;
+        match &expanded {
+            Kind::Run {
+                command,
+                heredocs,
+                flags,
+            } => {
+                if let Some(f) = flags.iter().find(|f| !f.starts_with("--network=")) {
+                    return Err(BuildError::Line {
+                        line,
+                        message: format!("RUN {f} is not supported by berth's builder"),
+                    });
+                }
+                let network = flags
+                    .iter()
+                    .find_map(|f| f.strip_prefix("--network="))
+                    .map(str::to_string)
+                    .or_else(|| self.req.network.clone())
+                    .unwrap_or_else(|| "default".into());
+                let argv = run_argv(&st.shell, command, heredocs);
+                let key = cache::key(&StepInputs {
+                    parent: st.image.as_ref().map(|i| &i.id),
+                    instruction: &canonical,
+                    args: st.args.clone(),
+                    content: None,
+                });
+                if let Some(img) = self.cached(&key)? {
+                    st.image = Some(img);
+                    return Ok(());
+                }
+                let Some(parent) = st.image.clone() else {
+                    return Err(BuildError::Line {
+                        line,
+                        message:
+                            "RUN needs a base image with a shell; FROM scratch has nothing to run"
+                                .into(),
+                    });
+                };
+                let env_names: BTreeSet<String> =
+                    st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
+                let env = st
+                    .args
+                    .iter()
+                    .filter(|(k, _)| !env_names.contains(*k))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let spec = RunSpec {
+                    image: parent.id.clone(),
+                    argv: argv.clone(),
+                    env,
+                    network,
+                };
+                let container = run::create(self.root, &spec)?;
+                let cid = container.id.chars().take(12).collect::<String>();
+                writeln!(self.out, " ---> Running in {cid}")?;
+                let code = container.start(self.out)?;
+                if code != 0 {
+                    drop(container);
+                    return Err(BuildError::RunFailed {
+                        command: argv.join(" "),
+                        code,
+                    });
+                }
+                let layer = container.layer(self.root, &self.store)?;
+                let created_by = argv.join(" ");
+                let img =
+                    derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |c| {
+                        strip_onbuild(c, clear)
+                    })?;
+                drop(container);
+                writeln!(self.out, "Removing intermediate container {cid}")?;
+                st.image = Some(self.done(&key, img)?);
+            }
+            Kind::Copy(c) | Kind::Add(c) => {
+                let is_add = matches!(expanded, Kind::Add(_));
+                self.copy(file, stage, st, line, &canonical, c, is_add)?;
+            }
+            other => {
+                let key = cache::key(&StepInputs {
+                    parent: st.image.as_ref().map(|i| &i.id),
+                    instruction: &canonical,
+                    args: st.args.clone(),
+                    content: None,
+                });
+                if let Some(img) = self.cached(&key)? {
+                    if let Kind::Shell(s) = other {
+                        st.shell = s.clone();
+                    }
+                    if matches!(other, Kind::Cmd(_)) {
+                        st.cmd_set = true;
+                    }
+                    st.image = Some(img);
+                    return Ok(());
+                }
+                let cfg = st.config(&self.store)?;
+                let old_workdir = cfg["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                // WORKDIR makes the directory when the image lacks it.
+                let mut layer = None;
+                if let Kind::Workdir(w) = other {
+                    let dir = absolute(&old_workdir, w);
+                    let view = RootView::open(&self.store, st.image.as_ref())?;
+                    if !view.is_dir(&dir) {
+                        let rel = layer::image_rel(&dir);
+                        let mut blob = self.store.blob_writer()?;
+                        let mut w = LayerWriter::new(&mut blob);
+                        w.parents(&rel, &|p| view.exists(p))?;
+                        w.dir(&rel, 0o755, (0, 0), now())?;
+                        w.finish()?;
+                        layer = Some(blob.commit(None)?);
+                    }
+                }
+                let shell = st.shell.clone();
+                let cmd_set = st.cmd_set;
+                let mut bad: Option<String> = None;
+                let img = derive::derive(
+                    &self.store,
+                    st.image.as_ref(),
+                    layer,
+                    &format!("/bin/sh -c #(nop) {}", ins.text),
+                    |c| {
+                        strip_onbuild(c, clear);
+                        if let Err(e) = edit_config(c, other, &shell, cmd_set, &old_workdir) {
+                            bad = Some(e);
+                        }
+                    },
+                )?;
+                if let Some(message) = bad {
+                    return Err(BuildError::Line { line, message });
+                }
+                match other {
+                    Kind::Shell(s) => st.shell = s.clone(),
+                    Kind::Cmd(_) => st.cmd_set = true,
+                    _ => {}
+                }
+                st.image = Some(self.done(&key, img)?);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &mut self,
+        file: &Dockerfile,
+        stage: &Stage,
+        st: &mut StageState,
+        line: usize,
+        canonical: &str,
+        c: &CopySpec,
+        is_add: bool,
+    ) -> Result<(), BuildError> {
+        let what = if is_add { "ADD" } else { "COPY" };
+        // Where sources come from: the context, or an image's files.
+        let from_view = match &c.from {
+            None => None,
+            Some(f) => {
+                let img = match stage_ref(&file.stages, stage.index, f) {
+                    Some(d) => self.built.get(&d).cloned().flatten(),
+                    None => Some(self.base_image(f, line)?),
+                };
+                Some(RootView::open(&self.store, img.as_ref())?)
+            }
+        };
+        let from_ctx = match &from_view {
+            Some(v) => Some(
+                BuildContext::new(v.path(), Box::new(NoExcludes))
+                    .map_err(|source| BuildError::Context { line, source })?,
+            ),
+            None => None,
+        };
+        let ctx = from_ctx.as_ref().unwrap_or(&self.ctx);
+        enum Src<'h> {
+            Heredoc(&'h dockerfile::Heredoc),
+            Files(Vec<Selected>),
+        }
+        let mut sources = Vec::new();
+        let mut digest_input = String::new();
+        for s in &c.sources {
+            if let Some(h) = c.heredocs.iter().find(|h| &h.name == s) {
+                digest_input.push_str(&format!("heredoc {} {:?}\n", h.name, h.content));
+                sources.push((s.clone(), Src::Heredoc(h)));
+                continue;
+            }
+            if s.contains("://") || s.starts_with("git@") {
+                return Err(BuildError::Line {
+                    line,
+                    message: format!(
+                        "{what} {s}: remote sources are not supported (berth builds offline): download the file into the build context and {what} it from there"
+                    ),
+                });
+            }
+            let sel = ctx
+                .select(s)
+                .map_err(|source| BuildError::Context { line, source })?;
+            digest_input.push_str(
+                &context::content_digest(&sel)
+                    .map_err(|source| BuildError::Context { line, source })?,
+            );
+            digest_input.push('\n');
+            sources.push((s.clone(), Src::Files(sel)));
+        }
+        if sources.is_empty() {
+            return Err(BuildError::Context {
+                line,
+                source: ContextError::Empty,
+            });
+        }
+        let content = Digest::of_bytes(digest_input.as_bytes()).to_string();
+        let key = cache::key(&StepInputs {
+            parent: st.image.as_ref().map(|i| &i.id),
+            instruction: canonical,
+            args: st.args.clone(),
+            content: Some(&content),
+        });
+        if let Some(img) = self.cached(&key)? {
+            st.image = Some(img);
+            return Ok(());
+        }
+        let view = RootView::open(&self.store, st.image.as_ref())?;
+        let cfg = st.config(&self.store)?;
+        let workdir = cfg["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let opts = CopyOpts {
+            chown: match &c.chown {
+                Some(spec) => Some(
+                    chown_ids(&view, spec).map_err(|message| BuildError::Line { line, message })?,
+                ),
+                None => None,
+            },
+            chmod: match &c.chmod {
+                Some(m) => Some(
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| BuildError::Line {
+                            line,
+                            message: format!(
+                                "invalid --chmod={m}: give octal permission bits such as 0755"
+                            ),
+                        })?,
+                ),
+                None => None,
+            },
+        };
+        let dest_abs = absolute(&workdir, &c.dest);
+        let dest = layer::image_rel(&dest_abs);
+        let many = sources.len() > 1
+            || sources
+                .iter()
+                .any(|(_, s)| matches!(s, Src::Files(v) if v.len() > 1));
+        let dest_is_dir = c.dest.ends_with('/')
+            || c.dest.ends_with("/.")
+            || dest.is_empty()
+            || view.is_dir(&dest_abs);
+        if many && !dest_is_dir {
+            return Err(BuildError::Line {
+                line,
+                message: format!("when using {what} with more than one source file, the destination must be a directory and end with a /"),
+            });
+        }
+        let exists = |p: &str| view.exists(&format!("/{p}"));
+        let mut blob = self.store.blob_writer()?;
+        let mut w = LayerWriter::new(&mut blob);
+        let owner = opts.chown.unwrap_or((0, 0));
+        for (_, src) in &sources {
+            match src {
+                Src::Heredoc(h) => {
+                    let target = if dest_is_dir {
+                        layer::join(&dest, &h.name)
+                    } else {
+                        dest.clone()
+                    };
+                    w.parents(&target, &exists)?;
+                    let body = if h.expand {
+                        let vars = self.vars(st)?;
+                        expand_heredoc(&h.content, line, &vars)?
+                    } else {
+                        h.content.clone()
+                    };
+                    w.bytes(&target, body.as_bytes(), opts)?;
+                }
+                Src::Files(sel) => {
+                    for s in sel {
+                        match s.top.kind {
+                            context::EntryKind::Dir => {
+                                if !dest.is_empty() {
+                                    w.parents(&dest, &exists)?;
+                                    if !exists(&dest) {
+                                        w.dir(&dest, 0o755, owner, now())?;
+                                    }
+                                }
+                                for (rel, e) in &s.children {
+                                    let target = layer::join(&dest, rel);
+                                    w.entry(&target, e, opts)?;
+                                }
+                            }
+                            _ if is_add
+                                && s.top.kind == context::EntryKind::File
+                                && layer::is_archive(&s.top.path) =>
+                            {
+                                if !dest.is_empty() {
+                                    w.parents(&dest, &exists)?;
+                                    if !exists(&dest) {
+                                        w.dir(&dest, 0o755, owner, now())?;
+                                    }
+                                }
+                                let f = std::fs::File::open(&s.top.path)?;
+                                let r = crate::image::layer::decompress(f)?;
+                                w.archive(&s.top.rel, &dest, r, opts)?;
+                            }
+                            _ => {
+                                let name = s.top.rel.rsplit('/').next().unwrap_or(&s.top.rel);
+                                let target = if dest_is_dir {
+                                    layer::join(&dest, name)
+                                } else {
+                                    dest.clone()
+                                };
+                                w.parents(&target, &exists)?;
+                                w.entry(&target, &s.top, opts)?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        w.finish()?;
+        let layer = blob.commit(None)?;
+        drop(view);
+        drop(from_view);
+        let created_by = format!("/bin/sh -c #(nop) {what} {content} in {dest_abs}");
+        let clear = st.clear_onbuild;
+        let img = derive::derive(
+            &self.store,
+            st.image.as_ref(),
+            Some(layer),
+            &created_by,
+            |c| strip_onbuild(c, clear),
+        )?;
+        st.image = Some(self.done(&key, img)?);
+        Ok(())
+    }
+}
+
+fn expand_copy(
+    c: &CopySpec,
+    x: &dyn Fn(&str) -> Result<String, BuildError>,
+) -> Result<CopySpec, BuildError> {
+    let heredoc_names: BTreeSet<&str> = c.heredocs.iter().map(|h| h.name.as_str()).collect();
+    Ok(CopySpec {
+        sources: c
+            .sources
+            .iter()
+            .map(|s| {
+                if heredoc_names.contains(s.as_str()) {
+                    Ok(s.clone())
+                } else {
+                    x(s)
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        dest: x(&c.dest)?,
+        from: c.from.as_deref().map(x).transpose()?,
+        chown: c.chown.as_deref().map(x).transpose()?,
+        chmod: c.chmod.as_deref().map(x).transpose()?,
+        link: c.link,
+        heredocs: c.heredocs.clone(),
+    })
+}
+
+/// Expands `$VAR`s of a heredoc body line by line.
+fn expand_heredoc(
+    body: &str,
+    line: usize,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, BuildError> {
+    let mut out = String::new();
+    for l in body.split_inclusive('\n') {
+        let (text, nl) = match l.strip_suffix('\n') {
+            Some(t) => (t, "\n"),
+            None => (l, ""),
+        };
+        // Quotes in a heredoc body are content: escape them from removal.
+        let guarded = text.replace('\'', "\\'").replace('"', "\\\"");
+        out.push_str(&expand_with(&guarded, line, vars)?);
+        out.push_str(nl);
+    }
+    Ok(out)
+}
+
+/// Drops the inherited ONBUILD triggers once they have run.
+fn strip_onbuild(cfg: &mut Value, yes: bool) {
+    if yes {
+        if let Some(c) = cfg["config"].as_object_mut() {
+            c.remove("OnBuild");
+        }
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An image path made absolute against the working directory.
+pub fn absolute(workdir: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{path}", if workdir.is_empty() { "/" } else { workdir })
+    };
+    format!("/{}", layer::image_rel(&joined))
+}
+
+/// The argv of a RUN: SHELL + command, the exec form as is; a command that
+/// is only a here-document runs the document's body.
+pub fn run_argv(
+    shell: &[String],
+    command: &Command,
+    heredocs: &[dockerfile::Heredoc],
+) -> Vec<String> {
+    match command {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => {
+            let trimmed = s.trim();
+            let script = if heredocs.len() == 1
+                && trimmed.starts_with("<<")
+                && !trimmed.contains(char::is_whitespace)
+            {
+                heredocs[0].content.clone()
+            } else if heredocs.is_empty() {
+                s.clone()
+            } else {
+                // The shell reads the documents itself.
+                let mut t = s.clone();
+                t.push('\n');
+                for h in heredocs {
+                    t.push_str(&h.content);
+                    if !h.content.ends_with('\n') {
+                        t.push('\n');
+                    }
+                    t.push_str(&h.name);
+                    t.push('\n');
+                }
+                t
+            };
+            let mut v = shell.to_vec();
+            v.push(script);
+            v
+        }
+    }
+}
+
+fn command_value(shell: &[String], c: &Command) -> Value {
+    match c {
+        Command::Exec(v) => json!(v),
+        Command::Shell(s) => {
+            let mut v = shell.to_vec();
+            v.push(s.clone());
+            json!(v)
+        }
+    }
+}
+
+fn duration_ns(s: &Option<String>, what: &str) -> Result<Option<u64>, String> {
+    match s {
+        None => Ok(None),
+        Some(s) => humantime::parse_duration(s)
+            .map(|d| Some(d.as_nanos() as u64))
+            .map_err(|e| format!("invalid HEALTHCHECK --{what}={s}: {e}")),
+    }
+}
+
+/// Applies a config-only instruction to the image configuration.
+pub fn edit_config(
+    cfg: &mut Value,
+    kind: &Kind,
+    shell: &[String],
+    cmd_set: bool,
+    workdir: &str,
+) -> Result<(), String> {
+    if !cfg["config"].is_object() {
+        cfg["config"] = Value::Object(Map::new());
+    }
+    if let Kind::Maintainer(m) = kind {
+        cfg["author"] = json!(m);
+        return Ok(());
+    }
+    let c = cfg["config"].as_object_mut().expect("config is an object");
+    let obj = |c: &mut Map<String, Value>, k: &str| {
+        if !c.get(k).is_some_and(Value::is_object) {
+            c.insert(k.to_string(), Value::Object(Map::new()));
+        }
+    };
+    match kind {
+        Kind::Env(kv) => {
+            let mut list: Vec<Value> = c
+                .get("Env")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (k, v) in kv {
+                let prefix = format!("{k}=");
+                list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
+                list.push(json!(format!("{k}={v}")));
+            }
+            c.insert("Env".into(), Value::Array(list));
+        }
+        Kind::Cmd(cmd) => {
+            c.insert("Cmd".into(), command_value(shell, cmd));
+        }
+        Kind::Entrypoint(cmd) => {
+            c.insert("Entrypoint".into(), command_value(shell, cmd));
+            if !cmd_set {
+                c.insert("Cmd".into(), Value::Null);
+            }
+        }
+        Kind::Label(kv) => {
+            obj(c, "Labels");
+            let m = c["Labels"].as_object_mut().expect("object");
+            for (k, v) in kv {
+                m.insert(k.clone(), json!(v));
+            }
+        }
+        Kind::Expose(ports) => {
+            if !ports.is_empty() {
+                crate::image::changes::apply(c, &format!("EXPOSE {}", ports.join(" ")))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Kind::Volume(vols) => {
+            obj(c, "Volumes");
+            let m = c["Volumes"].as_object_mut().expect("object");
+            for v in vols {
+                m.insert(v.clone(), json!({}));
+            }
+        }
+        Kind::Workdir(w) => {
+            c.insert("WorkingDir".into(), json!(absolute(workdir, w)));
+        }
+        Kind::User(u) => {
+            c.insert("User".into(), json!(u));
+        }
+        Kind::StopSignal(s) => {
+            c.insert("StopSignal".into(), json!(s));
+        }
+        Kind::Shell(s) => {
+            c.insert("Shell".into(), json!(s));
+        }
+        Kind::Onbuild(t) => {
+            let mut list: Vec<Value> = c
+                .get("OnBuild")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            list.push(json!(t));
+            c.insert("OnBuild".into(), Value::Array(list));
+        }
+        Kind::Healthcheck(Healthcheck::None) => {
+            c.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
+        }
+        Kind::Healthcheck(Healthcheck::Check {
+            command,
+            interval,
+            timeout,
+            start_period,
+            retries,
+        }) => {
+            let test = match command {
+                Command::Shell(s) => json!(["CMD-SHELL", s]),
+                Command::Exec(v) => {
+                    let mut t = vec!["CMD".to_string()];
+                    t.extend(v.iter().cloned());
+                    json!(t)
+                }
+            };
+            let mut h = json!({ "Test": test });
+            if let Some(n) = duration_ns(interval, "interval")? {
+                h["Interval"] = json!(n);
+            }
+            if let Some(n) = duration_ns(timeout, "timeout")? {
+                h["Timeout"] = json!(n);
+            }
+            if let Some(n) = duration_ns(start_period, "start-period")? {
+                h["StartPeriod"] = json!(n);
+            }
+            if let Some(r) = retries {
+                h["Retries"] = json!(r);
+            }
+            c.insert("Healthcheck".into(), h);
+        }
+        // ARG only changes what later steps see.
+        Kind::Arg(_) => {}
+        Kind::Run { .. } | Kind::Copy(_) | Kind::Add(_) | Kind::Maintainer(_) => {}
+    }
+    Ok(())
+}
+
+/// `--chown=user[:group]` as numeric ids, names looked up in the image.
+fn chown_ids(view: &RootView, spec: &str) -> Result<(u32, u32), String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = view.read_to_string("/etc/passwd");
+    let groups = view.read_to_string("/etc/group");
+    let (uid, _) = rootview::lookup_user(passwd.as_deref(), user)
+        .ok_or_else(|| format!("--chown={spec}: no user {user:?} in the image's /etc/passwd"))?;
+    let gid = match group {
+        Some(g) => rootview::lookup_group(groups.as_deref(), g)
+            .ok_or_else(|| format!("--chown={spec}: no group {g:?} in the image's /etc/group"))?,
+        None => uid,
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> Vec<String> {
+        DEFAULT_SHELL.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn paths_against_workdir() {
+        assert_eq!(absolute("", "app/"), "/app");
+        assert_eq!(absolute("/srv", "app"), "/srv/app");
+        assert_eq!(absolute("/srv", "/etc/x"), "/etc/x");
+        assert_eq!(absolute("/srv", "../../x"), "/x");
+        assert_eq!(absolute("/srv", "."), "/srv");
+    }
+
+    #[test]
+    fn run_argv_forms() {
+        assert_eq!(
+            run_argv(&sh(), &Command::Shell("echo hi".into()), &[]),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+        assert_eq!(
+            run_argv(&sh(), &Command::Exec(vec!["true".into()]), &[]),
+            ["true"]
+        );
+        let doc = dockerfile::Heredoc {
+            name: "EOF".into(),
+            content: "echo one\necho two\n".into(),
+            expand: true,
+            strip_tabs: false,
+        };
+        assert_eq!(
+            run_argv(
+                &sh(),
+                &Command::Shell("<<EOF".into()),
+                std::slice::from_ref(&doc)
+            ),
+            ["/bin/sh", "-c", "echo one\necho two\n"]
+        );
+        assert_eq!(
+            run_argv(&sh(), &Command::Shell("cat <<EOF > /f".into()), &[doc]),
+            ["/bin/sh", "-c", "cat <<EOF > /f\necho one\necho two\nEOF\n"]
+        );
+    }
+
+    #[test]
+    fn config_edits() {
+        let mut cfg = json!({"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]}});
+        edit_config(
+            &mut cfg,
+            &Kind::Env(vec![("A".into(), "2".into()), ("B".into(), "x y".into())]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(cfg["config"]["Env"], json!(["PATH=/bin", "A=2", "B=x y"]));
+        edit_config(
+            &mut cfg,
+            &Kind::Entrypoint(Command::Exec(vec!["/app".into()])),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg["config"]["Cmd"],
+            Value::Null,
+            "an inherited CMD is reset by ENTRYPOINT"
+        );
+        edit_config(
+            &mut cfg,
+            &Kind::Cmd(Command::Shell("run it".into())),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(cfg["config"]["Cmd"], json!(["/bin/sh", "-c", "run it"]));
+        edit_config(&mut cfg, &Kind::Workdir("sub".into()), &sh(), false, "/srv").unwrap();
+        assert_eq!(cfg["config"]["WorkingDir"], json!("/srv/sub"));
+        edit_config(
+            &mut cfg,
+            &Kind::Expose(vec!["80".into(), "53/udp".into()]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg["config"]["ExposedPorts"],
+            json!({"80/tcp": {}, "53/udp": {}})
+        );
+        assert!(edit_config(
+            &mut cfg,
+            &Kind::Expose(vec!["http".into()]),
+            &sh(),
+            false,
+            ""
+        )
+        .is_err());
+        edit_config(
+            &mut cfg,
+            &Kind::Label(vec![("a.b".into(), "c".into())]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(cfg["config"]["Labels"], json!({"a.b": "c"}));
+        edit_config(
+            &mut cfg,
+            &Kind::Volume(vec!["/data".into()]),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(cfg["config"]["Volumes"], json!({"/data": {}}));
+        edit_config(
+            &mut cfg,
+            &Kind::Healthcheck(Healthcheck::Check {
+                command: Command::Shell("true".into()),
+                interval: Some("30s".into()),
+                timeout: None,
+                start_period: None,
+                retries: Some(3),
+            }),
+            &sh(),
+            false,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg["config"]["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000u64, "Retries": 3})
+        );
+        edit_config(&mut cfg, &Kind::Maintainer("me".into()), &sh(), false, "").unwrap();
+        assert_eq!(cfg["author"], json!("me"));
+    }
+
+    #[test]
+    fn stage_references() {
+        let st = |i: usize, n: Option<&str>| Stage {
+            index: i,
+            name: n.map(str::to_string),
+            base: "busybox".into(),
+            platform: None,
+            line: 1,
+            instructions: vec![],
+        };
+        let stages = vec![st(0, Some("builder")), st(1, None), st(2, Some("final"))];
+        assert_eq!(stage_ref(&stages, 2, "builder"), Some(0));
+        assert_eq!(stage_ref(&stages, 2, "BUILDER"), Some(0));
+        assert_eq!(stage_ref(&stages, 2, "1"), Some(1));
+        assert_eq!(stage_ref(&stages, 1, "1"), None, "only earlier stages");
+        assert_eq!(stage_ref(&stages, 2, "final"), None);
+        assert_eq!(stage_ref(&stages, 2, "busybox"), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! `RUN`: a build container through berth's own runtime.
+//!
+//! As Docker's classic builder does, the step creates a container from the
+//! previous step's image (its ENV, WORKDIR and USER come from that image's
+//! config; the build arguments in scope are added to the environment),
+//! running the stage's SHELL with the command (or the exec form as given),
+//! attaches to its output, and after it exits turns the container's overlay
+//! upper directory into the step's layer ([`crate::runtime::diff`]:
+//! overlay whiteouts become OCI whiteouts). The container is removed
+//! whatever happens.
+//!
+//! The container is made and started by the berth binary itself
+//! (`berth create` / `berth start -a` / `berth rm -f -v`), so a build runs
+//! containers exactly as `berth run` does (supervisor, cgroups, seccomp,
+//! networks).
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::image::digest::Digest;
+use crate::image::store::{ImageStore, StoreError};
+use crate::runtime::container::ContainerStore;
+use crate::runtime::diff::{self, DiffError};
+use crate::state::StateRoot;
+
+/// Errors running a build container.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("locating the berth binary to run build containers: {0}")]
+    Exe(std::io::Error),
+    #[error("running `berth {verb}` for a build container: {source}")]
+    Spawn {
+        verb: &'static str,
+        source: std::io::Error,
+    },
+    #[error("creating the build container failed: {0}")]
+    Create(String),
+    #[error("the build container's files: {0}")]
+    Container(#[from] crate::runtime::container::ContainerError),
+    #[error(transparent)]
+    Diff(#[from] DiffError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the build output: {0}")]
+    Output(std::io::Error),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The image id to run.
+    pub image: Digest,
+    /// The full command (SHELL + command, or the exec form).
+    pub argv: Vec<String>,
+    /// `K=V` added to the image's environment (build args).
+    pub env: Vec<String>,
+    /// `--network` of the container (`default`, `none`, `host`, a network).
+    pub network: String,
+}
+
+/// A build container, removed on drop.
+pub struct BuildContainer {
+    exe: PathBuf,
+    root: PathBuf,
+    pub id: String,
+}
+
+impl BuildContainer {
+    fn berth(&self) -> Command {
+        berth(&self.exe, &self.root)
+    }
+
+    /// The container's overlay upper directory.
+    pub fn upper(&self, root: &StateRoot) -> Result<PathBuf, RunError> {
+        Ok(ContainerStore::open(root)?.dir(&self.id).join("upper"))
+    }
+
+    /// Runs it attached; its output (stdout and stderr, in order) goes to
+    /// `out`. Returns the exit code.
+    pub fn start(&self, out: &mut dyn Write) -> Result<i32, RunError> {
+        let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe().map_err(|e| RunError::Spawn {
+            verb: "start",
+            source: e.into(),
+        })?;
+        let w2 = w.try_clone().map_err(|source| RunError::Spawn {
+            verb: "start",
+            source,
+        })?;
+        let mut child = self
+            .berth()
+            .args(["start", "-a", &self.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(w))
+            .stderr(Stdio::from(w2))
+            .spawn()
+            .map_err(|source| RunError::Spawn {
+                verb: "start",
+                source,
+            })?;
+        let mut reader = std::fs::File::from(r);
+        let mut buf = [0u8; 8192];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.write_all(&buf[..n]).map_err(RunError::Output)?;
+                    out.flush().map_err(RunError::Output)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(RunError::Output(e)),
+            }
+        }
+        let status = child.wait().map_err(|source| RunError::Spawn {
+            verb: "start",
+            source,
+        })?;
+        Ok(status.code().unwrap_or(128))
+    }
+
+    /// Writes the container's changes as a layer blob; returns (diff_id, size).
+    pub fn layer(&self, root: &StateRoot, store: &ImageStore) -> Result<(Digest, u64), RunError> {
+        let upper = self.upper(root)?;
+        let mut blob = store.blob_writer()?;
+        if upper.is_dir() {
+            diff::write_layer(&upper, &mut blob)?;
+        } else {
+            diff::write_layer(&empty_dir(root)?, &mut blob)?;
+        }
+        Ok(blob.commit(None)?)
+    }
+}
+
+fn empty_dir(root: &StateRoot) -> Result<PathBuf, RunError> {
+    let p = root.tmp_dir().join("build-empty-upper");
+    std::fs::create_dir_all(&p).map_err(|e| RunError::Create(e.to_string()))?;
+    Ok(p)
+}
+
+impl Drop for BuildContainer {
+    fn drop(&mut self) {
+        let _ = self
+            .berth()
+            .args(["rm", "-f", "-v", &self.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn berth(exe: &Path, root: &Path) -> Command {
+    let mut c = Command::new(exe);
+    c.arg("--root").arg(root).env_remove("BERTH_ROOT");
+    c
+}
+
+/// Creates the build container for `spec`.
+pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunError> {
+    let exe = std::env::current_exe().map_err(RunError::Exe)?;
+    let Some((first, rest)) = spec.argv.split_first() else {
+        return Err(RunError::Create("the command is empty".into()));
+    };
+    let mut cmd = berth(&exe, root.path());
+    cmd.arg("create").arg("--network").arg(&spec.network);
+    for e in &spec.env {
+        cmd.arg("-e").arg(e);
+    }
+    cmd.arg("--entrypoint")
+        .arg(first)
+        .arg(spec.image.to_string())
+        .args(rest)
+        .stdin(Stdio::null());
+    let out = cmd.output().map_err(|source| RunError::Spawn {
+        verb: "create",
+        source,
+    })?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let msg = msg.trim().trim_start_matches("error: ");
+        return Err(RunError::Create(msg.to_string()));
+    }
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(BuildContainer {
+        exe,
+        root: root.path().to_path_buf(),
+        id,
+    })
+}
