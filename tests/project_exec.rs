@@ -407,14 +407,56 @@ fn same_directory_name_different_projects() {
 }
 
 #[test]
-fn build_without_image_fails_clearly() {
-    let root = with_busybox();
-    let p = Project::new(root, "b", "[services.x]\nbuild = \".\"\n");
-    let out = p.run(&["up", "-d"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("berth cannot build images yet"), "{err}");
-    assert!(p.containers().is_empty());
+fn services_with_build_are_built_by_up_and_rebuilt_with_build() {
+    let manifest = "[services.app]\nbuild = \".\"\nstop_signal = \"KILL\"\n";
+    let mut p = Project::new(with_busybox(), "b", manifest);
+    let name = unique("bld");
+    p.name = Some(name.clone());
+    std::fs::write(
+        p.dir.join("Dockerfile"),
+        "FROM busybox\nCOPY greeting /greeting\nCMD [\"sh\", \"-c\", \"cat /greeting; exec sleep 1000\"]\n",
+    )
+    .unwrap();
+    std::fs::write(p.dir.join("greeting"), "hello v1\n").unwrap();
+
+    // Missing image: up builds it, named PROJECT-SERVICE as Compose does.
+    let (_, err) = p.ok(&["up", "-d", "--wait"]);
+    assert!(err.contains("Building app"), "{err}");
+    assert!(err.contains("Step 1/3 : FROM busybox"), "{err}");
+    assert!(
+        err.contains(&format!("Successfully tagged {name}-app:latest")),
+        "{err}"
+    );
+    let (logs, _) = p.ok(&["compose", "logs", "--no-log-prefix", "app"]);
+    assert_eq!(logs, "hello v1\n");
+    // Present image: no build.
+    let (_, err) = p.ok(&["up", "-d"]);
+    assert!(!err.contains("Building app"), "{err}");
+    assert!(err.contains("nothing changed"), "{err}");
+
+    // A changed file and --build: rebuilt from the COPY on, and the new
+    // image digest recreates the container.
+    std::fs::write(p.dir.join("greeting"), "hello v2\n").unwrap();
+    let (_, err) = p.ok(&["up", "-d", "--wait", "--build"]);
+    let step2 = err.split("Step 2/3").nth(1).unwrap_or_default();
+    assert!(
+        !step2.starts_with(" : COPY greeting /greeting\n ---> Using cache"),
+        "{err}"
+    );
+    assert!(err.contains("Recreate"), "{err}");
+    common::eventually("the rebuilt service logs v2", || {
+        let (logs, _) = p.ok(&["compose", "logs", "--no-log-prefix", "app"]);
+        logs == "hello v2\n"
+    });
+    // Nothing changed since: `compose build` is all cache.
+    let (_, err) = p.ok(&["compose", "build"]);
+    assert_eq!(err.matches("Using cache").count(), 2, "{err}");
+
+    // down --rmi local removes the built image.
+    p.ok(&["down", "-t", "0", "--rmi", "local"]);
+    let images = p.root.ok(&["images"]);
+    assert!(!images.contains(&format!("{name}-app")), "{images}");
+    assert!(images.contains("busybox"), "{images}");
 }
 
 #[test]

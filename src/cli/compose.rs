@@ -67,8 +67,35 @@ pub struct UpArgs {
     /// Pull images before starting: always, missing (default), never
     #[arg(long, value_enum, default_value = "missing")]
     pub pull: PullPolicy,
+    /// Build images before starting containers (default: only missing ones)
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Don't build an image, even if it's missing
+    #[arg(long = "no-build")]
+    pub no_build: bool,
     /// Only these services (and what they depend on)
     pub services: Vec<String>,
+}
+
+/// When `up` builds the images of services with `build`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildPolicy {
+    /// Build when the image is not in the store (Compose's default).
+    Missing,
+    /// `--build`: always (the cache makes an unchanged build cheap).
+    Always,
+    /// `--no-build`: never; a missing image is an error.
+    Never,
+}
+
+impl UpArgs {
+    fn build_policy(&self) -> BuildPolicy {
+        match (self.build, self.no_build) {
+            (true, _) => BuildPolicy::Always,
+            (_, true) => BuildPolicy::Never,
+            _ => BuildPolicy::Missing,
+        }
+    }
 }
 
 /// What `plan` and `up` share: the desired project (images pulled per
@@ -76,10 +103,10 @@ pub struct UpArgs {
 fn desired_and_plan(
     ctx: &Context,
     project_args: &ProjectArgs,
-    pull: Option<PullPolicy>,
+    images: Option<(PullPolicy, BuildPolicy)>,
     options: PlanOptions,
 ) -> anyhow::Result<(Project, project::Plan)> {
-    let desired = resolve_with_images(ctx, project_args, pull)?;
+    let desired = resolve_with_images(ctx, project_args, images)?;
     let actual = actual::read(&ctx.root()?, &desired.name)?;
     let plan = project::plan(&desired, &actual, &options)?;
     Ok((desired, plan))
@@ -113,7 +140,7 @@ pub struct DownArgs {
     /// Remove the project's named volumes too
     #[arg(short = 'v', long = "volumes")]
     pub volumes: bool,
-    /// Remove images used by services: local (built ones: none yet) or all
+    /// Remove images used by services: local (built without an `image` name) or all
     #[arg(long, value_name = "TYPE", value_parser = ["local", "all"])]
     pub rmi: Option<String>,
     /// Shutdown timeout in seconds (default: each service's stop_grace_period)
@@ -157,12 +184,28 @@ pub enum ComposeCommand {
     Top(ComposeServices),
     /// Print the host address a service's port is published on
     Port(ComposePort),
+    /// Build or rebuild the images of services with `build`
+    Build(ComposeBuild),
     /// Bring the project up (same as `berth up`)
     Up(UpArgs),
     /// Tear the project down (same as `berth down`)
     Down(DownArgs),
     /// Show what `up` would change (same as `berth plan`)
     Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ComposeBuild {
+    /// Do not use the cache when building
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Always try to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Set build-time variables, over the manifest's `build.args`
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_args: Vec<String>,
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -695,12 +738,13 @@ fn observed(c: &ProjectContainer) -> Observed {
 
 // ---------------------------------------------------------------- images
 
-/// Resolves the project with the digests of its images, pulling per
-/// policy (`None`: only look in the store, never fail for a missing image).
+/// Resolves the project with the digests of its images, building and
+/// pulling per policy (`None`: only look in the store, never fail for a
+/// missing image).
 fn resolve_with_images(
     ctx: &Context,
     args: &ProjectArgs,
-    pull: Option<PullPolicy>,
+    images: Option<(PullPolicy, BuildPolicy)>,
 ) -> anyhow::Result<Project> {
     let root = ctx.root()?;
     let (loaded, first) = args.resolve(&ImageDigests::new())?;
@@ -716,16 +760,24 @@ fn resolve_with_images(
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e).with_context(|| format!("looking up image {image}")),
         };
-        let Some(pull) = pull else {
+        let Some((pull, build)) = images else {
             if let Some(img) = found {
                 digests.insert(image.clone(), img.id.to_string());
             }
             continue;
         };
-        if svc.spec.build.is_some() && found.is_none() {
-            bail!(
-                "service {name} has `build` and its image {image} is not in the store: berth cannot build images yet; build it elsewhere and `berth load` it, or give the service an `image`"
-            );
+        if let Some(spec) = &svc.spec.build {
+            match (build, &found) {
+                (BuildPolicy::Always, _) | (BuildPolicy::Missing, None) => {
+                    let img = build_service(&root, name, image, spec, false, false)?;
+                    digests.insert(image.clone(), img.id.to_string());
+                    continue;
+                }
+                (BuildPolicy::Never, None) => bail!(
+                    "service {name} needs image {image}, which is not in the store, and --no-build was given"
+                ),
+                (_, Some(_)) => {}
+            }
         }
         let img = match (pull, found) {
             (PullPolicy::Always, _) if svc.spec.build.is_none() => {
@@ -748,6 +800,33 @@ fn resolve_with_images(
         digests.insert(image.clone(), img.id.to_string());
     }
     Ok(project::resolve(&loaded, &args.profiles(), &digests)?)
+}
+
+/// Builds the image of `service` from its `build` section, tagged `image`,
+/// with the builder's classic output on stderr.
+fn build_service(
+    root: &StateRoot,
+    service: &str,
+    image: &str,
+    spec: &crate::project::model::BuildSpec,
+    no_cache: bool,
+    pull: bool,
+) -> anyhow::Result<crate::image::store::Image> {
+    let tag = Reference::parse(image)
+        .map_err(|e| anyhow!("service {service}: invalid image name {image:?}: {e}"))?;
+    eprintln!("Building {service}");
+    let req = crate::build::engine::BuildRequest {
+        context: spec.context.clone(),
+        dockerfile: Some(spec.context.join(&spec.dockerfile)),
+        tags: vec![tag],
+        build_args: spec.args.clone(),
+        target: spec.target.clone(),
+        no_cache,
+        pull,
+        ..Default::default()
+    };
+    crate::build::engine::build(root, &req, &mut std::io::stderr())
+        .with_context(|| format!("building the image of service {service}"))
 }
 
 // ---------------------------------------------------------------- commands
@@ -784,7 +863,7 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
     let (desired, plan) = desired_and_plan(
         ctx,
         &args.project,
-        Some(args.pull),
+        Some((args.pull, args.build_policy())),
         PlanOptions {
             services: args.services.clone(),
             no_deps: args.no_deps,
@@ -1003,10 +1082,18 @@ pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
         backend.progress(&format!("Volume {}", v.name), "Removed");
     }
     if let Some(kind) = &args.rmi {
-        // Built images are the only "local" ones; berth builds none yet.
-        if kind == "all" {
-            let mut images: Vec<&String> =
-                desired.services.values().map(|s| &s.spec.image).collect();
+        // `local`: images built for services without their own `image`
+        // name (Compose's rule); `all`: every service's image.
+        let local = |s: &ServiceModel| {
+            s.spec.build.is_some() && s.spec.image == format!("{}-{}", desired.name, s.name)
+        };
+        {
+            let mut images: Vec<&String> = desired
+                .services
+                .values()
+                .filter(|s| kind == "all" || local(s))
+                .map(|s| &s.spec.image)
+                .collect();
             images.sort();
             images.dedup();
             for image in images {
@@ -1095,6 +1182,7 @@ pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
             a.project = a.project.or(project);
             plan(ctx, a)
         }
+        ComposeCommand::Build(a) => build(ctx, project, a),
         ComposeCommand::Ps(a) => ps(ctx, project, a),
         ComposeCommand::Logs(a) => logs(ctx, project, a),
         ComposeCommand::Exec(a) => exec(ctx, project, a),
@@ -1179,6 +1267,36 @@ pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn build(ctx: &Context, project: &ProjectArgs, a: ComposeBuild) -> anyhow::Result<()> {
+    let (_, desired) = project.resolve(&ImageDigests::new())?;
+    for s in &a.services {
+        if !desired.services.contains_key(s) {
+            bail!("no such service: {s}");
+        }
+    }
+    let root = ctx.root()?;
+    let mut extra = BTreeMap::new();
+    for kv in &a.build_args {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --build-arg {kv:?}: use KEY=VALUE"))?;
+        extra.insert(k.to_string(), v.to_string());
+    }
+    for (name, svc) in &desired.services {
+        if !a.services.is_empty() && !a.services.contains(name) {
+            continue;
+        }
+        let Some(spec) = &svc.spec.build else {
+            eprintln!("{name} uses an image, skipping");
+            continue;
+        };
+        let mut spec = spec.clone();
+        spec.args.extend(extra.clone());
+        build_service(&root, name, &svc.spec.image, &spec, a.no_cache, a.pull)?;
+    }
+    Ok(())
 }
 
 fn ps(ctx: &Context, project: &ProjectArgs, a: ComposePs) -> anyhow::Result<()> {
