@@ -474,3 +474,43 @@ fn onbuild_triggers_run_in_the_child_build() {
     );
     b.no_containers_left();
 }
+
+#[test]
+fn interrupt_stops_the_build_and_removes_its_container() {
+    use std::io::BufRead;
+    let b = Bench::new();
+    b.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 120\nRUN echo never\n",
+    );
+    let mut child = b
+        .root
+        .cmd()
+        .args(["build", "--network", "none", b.ctx().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        seen.push_str(&l);
+        seen.push('\n');
+        if l == "started" {
+            break;
+        }
+    }
+    assert!(seen.contains("started"), "{seen}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{seen}{rest:?}");
+    assert!(!rest.iter().any(|l| l.contains("never")), "{rest:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the build was interrupted"));
+    b.no_containers_left();
+}

@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{json, Map, Value};
 
@@ -60,6 +61,9 @@ pub struct BuildRequest {
     pub quiet: bool,
     /// `--network` of RUN containers (default: `default`, the bridge, as Docker).
     pub network: Option<String>,
+    /// Set (by a signal handler) to stop the build before its next step; a
+    /// running build container is removed.
+    pub interrupted: Option<&'static AtomicBool>,
 }
 
 /// Why a build failed.
@@ -98,6 +102,8 @@ pub enum BuildError {
     Pull { reference: String, message: String },
     #[error("writing the build output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("the build was interrupted")]
+    Interrupted,
 }
 
 struct IgnoreRules(DockerIgnore);
@@ -348,7 +354,16 @@ impl Builder<'_> {
         })
     }
 
+    fn interrupted(&self) -> bool {
+        self.req
+            .interrupted
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
     fn header(&mut self, text: &str) -> Result<(), BuildError> {
+        if self.interrupted() {
+            return Err(BuildError::Interrupted);
+        }
         self.step += 1;
         writeln!(self.out, "Step {}/{} : {}", self.step, self.total, text)?;
         Ok(())
@@ -612,9 +627,12 @@ impl Builder<'_> {
                 let container = run::create(self.root, &spec)?;
                 let cid = container.id.chars().take(12).collect::<String>();
                 writeln!(self.out, " ---> Running in {cid}")?;
-                let code = container.start(self.out)?;
+                let code = container.start(self.out, self.req.interrupted)?;
                 if code != 0 {
                     drop(container);
+                    if self.interrupted() {
+                        return Err(BuildError::Interrupted);
+                    }
                     return Err(BuildError::RunFailed {
                         command: argv.join(" "),
                         code,
