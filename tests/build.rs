@@ -135,6 +135,11 @@ fn build_run_and_rebuild_from_cache() {
     assert!(!ls.status.success(), "/bin/vi is still there");
     assert!(b.run("myapp", &["ls", "/bin/sh"]).contains("/bin/sh"));
     b.no_containers_left();
+    // Intermediate images are hidden from `images`, as in Docker, but listed by -a.
+    let images = b.root.ok(&["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    let all = b.root.ok(&["images", "-a"]);
+    assert_eq!(count(&all, "<none>"), 2 * 4, "{all}");
 
     // A rebuild reuses every step.
     let again = b.build_ok(&["--network", "none", "-t", "myapp"]);
