@@ -80,6 +80,10 @@ pub enum BuildError {
     Ignore(String),
     #[error("the Dockerfile has no FROM: nothing to build")]
     NoStages,
+    #[error("ARG {name} before FROM: {message}")]
+    GlobalArg { name: String, message: String },
+    #[error("no image was generated: the target stage is FROM scratch with no instructions")]
+    NoImage,
     #[error("failed to reach build target {0} in Dockerfile")]
     UnknownTarget(String),
     #[error("line {line}: {message}")]
@@ -88,6 +92,8 @@ pub enum BuildError {
     RunFailed { command: String, code: i32 },
     #[error("line {line}: {source}")]
     Context { line: usize, source: ContextError },
+    #[error(transparent)]
+    ContextRoot(ContextError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -175,10 +181,10 @@ pub fn build(
             Ok(t) => Box::new(IgnoreRules(
                 DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
             )),
-            Err(_) => Box::new(NoExcludes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(NoExcludes),
+            Err(e) => return Err(BuildError::Ignore(e.to_string())),
         };
-    let ctx = BuildContext::new(&req.context, excludes)
-        .map_err(|source| BuildError::Context { line: 0, source })?;
+    let ctx = BuildContext::new(&req.context, excludes).map_err(BuildError::ContextRoot)?;
     let store = ImageStore::open(root)?;
     let cache = CacheIndex::open(&root.path().join("build-cache"))?;
     let mut b = Builder {
@@ -329,7 +335,14 @@ impl Builder<'_> {
                     Some(v.clone())
                 }
                 None => match &a.default {
-                    Some(d) => Some(expand_with(d, 0, &globals)?),
+                    Some(d) => Some(
+                        dockerfile::expand(d, '\\', &|k: &str| globals.get(k).cloned()).map_err(
+                            |e| BuildError::GlobalArg {
+                                name: a.name.clone(),
+                                message: e.to_string(),
+                            },
+                        )?,
+                    ),
                     None => None,
                 },
             };
@@ -348,10 +361,7 @@ impl Builder<'_> {
             self.built.insert(i, img.clone());
             last = img;
         }
-        last.ok_or_else(|| BuildError::Line {
-            line: 0,
-            message: "no image was generated: is your Dockerfile empty?".into(),
-        })
+        last.ok_or(BuildError::NoImage)
     }
 
     fn interrupted(&self) -> bool {
