@@ -79,6 +79,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     };
     let mut names = HashSet::new();
     while let Some(logical) = p.logical_line() {
+        if logical.text.trim().is_empty() {
+            // A lone escape character continued into nothing.
+            continue;
+        }
         let (keyword, kw_off) = first_word(&logical.text, 0);
         let upper = keyword.to_ascii_uppercase();
         if !INSTRUCTIONS.contains(&upper.as_str()) {
