@@ -103,15 +103,29 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         if matches!(upper.as_str(), "RUN" | "COPY" | "ADD")
             && json_array(&logical.text[rest_off..]).is_none()
         {
-            for (word, off) in split_ws(&logical.text, rest_off) {
-                if let Some(h) = heredoc_word(word, p.escape) {
-                    heredocs.push((h, off));
+            // Quote-aware words: `echo "a <<EOF b"` holds no heredoc.
+            let words = words_quoted(&logical.text, rest_off, p.escape);
+            let mut i = 0;
+            while i < words.len() {
+                let (word, off) = (words[i].0.as_str(), words[i].1);
+                i += 1;
+                // `<< EOF`: BuildKit also takes the delimiter as the next word.
+                let bare = word.trim_start_matches(|c: char| c.is_ascii_digit());
+                if bare == "<<" || bare == "<<-" {
+                    if let Some((name, name_off)) = words.get(i).map(|(w, o)| (w, *o)) {
+                        if let Some(h) = heredoc_word(&format!("{word}{name}"), p.escape) {
+                            heredocs.push((h, off, Some(name_off)));
+                            i += 1;
+                        }
+                    }
+                } else if let Some(h) = heredoc_word(word, p.escape) {
+                    heredocs.push((h, off, None));
                 }
             }
         }
         let mut bodies = Vec::new();
-        for (h, off) in heredocs {
-            bodies.push((p.heredoc_body(h, &logical, off)?, off));
+        for (h, off, name_off) in heredocs {
+            bodies.push((p.heredoc_body(h, &logical, off)?, off, name_off));
         }
         let line = logical.segs[0].line;
         let cx = Cx {
@@ -603,7 +617,7 @@ fn instruction(
     cx: &Cx,
     raw_flags: &[(String, usize)],
     rest_off: usize,
-    heredocs: Vec<(Heredoc, usize)>,
+    heredocs: Vec<(Heredoc, usize, Option<usize>)>,
 ) -> Result<Parsed, ParseError> {
     let flags = check_flags(cx, raw_flags)?;
     let text = cx.logical.text.as_str();
@@ -652,9 +666,12 @@ fn instruction(
                 name_off,
             });
         }
+        "RUN" if json_array(rest).is_some_and(|l| l.is_empty()) => {
+            return missing("a command: the exec form [] is empty");
+        }
         "RUN" => Kind::Run {
             command: command(rest),
-            heredocs: heredocs.into_iter().map(|(h, _)| h).collect(),
+            heredocs: heredocs.into_iter().map(|(h, _, _)| h).collect(),
             flags: flags
                 .iter()
                 .map(|(n, v)| format!("--{n}={v}"))
@@ -763,17 +780,19 @@ fn copy_spec(
     cx: &Cx,
     flags: &[(&str, String)],
     rest_off: usize,
-    heredocs: Vec<(Heredoc, usize)>,
+    heredocs: Vec<(Heredoc, usize, Option<usize>)>,
 ) -> Result<CopySpec, ParseError> {
     let text = &cx.logical.text;
     let mut list: Vec<String> = match json_array(&text[rest_off..]) {
         Some(list) => list,
         None => split_ws(text, rest_off)
             .into_iter()
+            // The delimiter of `<< EOF` is part of the heredoc before it.
+            .filter(|(_, off)| !heredocs.iter().any(|(_, _, n)| *n == Some(*off)))
             .map(|(word, off)| {
                 // A heredoc word is a source named after its delimiter.
-                match heredocs.iter().find(|(_, o)| *o == off) {
-                    Some((h, _)) => h.name.clone(),
+                match heredocs.iter().find(|(_, o, _)| *o == off) {
+                    Some((h, _, _)) => h.name.clone(),
                     None => word.to_string(),
                 }
             })
@@ -802,7 +821,7 @@ fn copy_spec(
         chown: flag(flags, "chown"),
         chmod: flag(flags, "chmod"),
         link: flag(flags, "link").is_some_and(|v| v == "true"),
-        heredocs: heredocs.into_iter().map(|(h, _)| h).collect(),
+        heredocs: heredocs.into_iter().map(|(h, _, _)| h).collect(),
     })
 }
 
