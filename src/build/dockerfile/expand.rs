@@ -216,7 +216,12 @@ struct Lexer<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Keep quote characters in the output (BuildKit's `RawQuotes`).
     raw_quotes: bool,
+    /// How many `${...:-word}` words we are inside.
+    depth: usize,
 }
+
+/// Deeper nesting is refused rather than risking the stack.
+const MAX_DEPTH: usize = 64;
 
 impl<'a> Lexer<'a> {
     fn new(text: &str, escape: char, lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
@@ -226,6 +231,7 @@ impl<'a> Lexer<'a> {
             escape,
             lookup,
             raw_quotes: false,
+            depth: 0,
         }
     }
 
@@ -353,8 +359,16 @@ impl<'a> Lexer<'a> {
                 ))
             }
         };
+        if self.depth >= MAX_DEPTH {
+            return err(format!(
+                "substitutions nested more than {MAX_DEPTH} deep in ${{{name}...}}"
+            ));
+        }
         let mut sink = Sink::new(false);
-        if !self.process(Some('}'), &mut sink)? {
+        self.depth += 1;
+        let closed = self.process(Some('}'), &mut sink);
+        self.depth -= 1;
+        if !closed? {
             return err(format!("missing '}}' in substitution of {name}"));
         }
         let word = sink.finish().join("");
@@ -502,6 +516,15 @@ mod tests {
                 _ => panic!("expand({word:?}) = {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = "${A:-".repeat(100_000) + &"}".repeat(100_000);
+        let e = expand(&deep, '\\', &env).unwrap_err();
+        assert!(e.message.contains("nested more than 64 deep"), "{e}");
+        let ok = "${U:-".repeat(10) + "x" + &"}".repeat(10);
+        assert_eq!(expand(&ok, '\\', &env).unwrap(), "x");
     }
 
     #[test]
