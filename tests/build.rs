@@ -401,11 +401,15 @@ fn copy_flags_heredocs_archives_and_scratch() {
          COPY d*/s?b/b /glob/\n\
          ADD bundle.tar /unpacked\n\
          COPY bundle.tar /packed/\n\
+         ENV NAME=berth\n\
          COPY <<EOF /etc/motd\n\
-         welcome\n\
+         welcome to $NAME \"quoted\"\n\
+         EOF\n\
+         RUN <<EOF\n\
+         echo from a heredoc > /hd\n\
          EOF\n",
     );
-    b.build_ok(&["-t", "flags"]);
+    b.build_ok(&["--network", "none", "-t", "flags"]);
     let stat = |p: &str| b.run("flags", &["stat", "-c", "%u:%g %a", p]);
     assert_eq!(stat("/owned"), "33:33 644\n");
     assert_eq!(stat("/numeric"), "1234:1234 600\n");
@@ -418,7 +422,10 @@ fn copy_flags_heredocs_archives_and_scratch() {
         "a\nb\n"
     );
     assert_eq!(b.run("flags", &["ls", "/packed"]), "bundle.tar\n");
-    assert_eq!(b.run("flags", &["cat", "/etc/motd"]), "welcome\n");
+    assert_eq!(
+        b.run("flags", &["cat", "/etc/motd", "/hd"]),
+        "welcome to berth \"quoted\"\nfrom a heredoc\n"
+    );
 
     // ADD from a URL is refused (offline builds).
     b.write("Dockerfile", "FROM busybox\nADD http://example.com/x /x\n");

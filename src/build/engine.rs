@@ -959,24 +959,17 @@ fn expand_copy(
     })
 }
 
-/// Expands `$VAR`s of a heredoc body line by line.
+/// Expands `$VAR`s of a heredoc body (quotes are content there).
 fn expand_heredoc(
     body: &str,
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
-    let mut out = String::new();
-    for l in body.split_inclusive('\n') {
-        let (text, nl) = match l.strip_suffix('\n') {
-            Some(t) => (t, "\n"),
-            None => (l, ""),
-        };
-        // Quotes in a heredoc body are content: escape them from removal.
-        let guarded = text.replace('\'', "\\'").replace('"', "\\\"");
-        out.push_str(&expand_with(&guarded, line, vars)?);
-        out.push_str(nl);
-    }
-    Ok(out)
+    let lookup = |k: &str| vars.get(k).cloned();
+    dockerfile::expand_heredoc(body, '\\', &lookup).map_err(|e| BuildError::Line {
+        line,
+        message: e.to_string(),
+    })
 }
 
 /// Drops the inherited ONBUILD triggers once they have run.
