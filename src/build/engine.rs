@@ -176,6 +176,7 @@ pub fn build(
         source,
     })?;
     let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
+    let escape = escape_of(&text);
     let excludes: Box<dyn Excludes> =
         match std::fs::read_to_string(req.context.join(".dockerignore")) {
             Ok(t) => Box::new(IgnoreRules(
@@ -195,6 +196,7 @@ pub fn build(
         ctx,
         out,
         consumed: BTreeSet::new(),
+        escape,
         step: 0,
         total: 0,
         built: BTreeMap::new(),
@@ -229,6 +231,8 @@ struct Builder<'a> {
     ctx: BuildContext,
     out: &'a mut dyn Write,
     consumed: BTreeSet<String>,
+    /// The `# escape=` character words were written with.
+    escape: char,
     step: usize,
     total: usize,
     /// Results of built stages, by index.
@@ -264,13 +268,33 @@ fn from_text(s: &Stage) -> String {
     t
 }
 
+/// The escape character of a Dockerfile: its `# escape=` parser directive
+/// (among the directives at the very top), else `\`.
+pub fn escape_of(text: &str) -> char {
+    for line in text.trim_start_matches('\u{feff}').lines() {
+        let Some(rest) = line.trim_start().strip_prefix('#') else {
+            break;
+        };
+        let Some((key, value)) = rest.split_once('=') else {
+            break;
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "escape" => return if value.trim() == "`" { '`' } else { '\\' },
+            "syntax" | "check" => {}
+            _ => break,
+        }
+    }
+    '\\'
+}
+
 fn expand_with(
     word: &str,
+    escape: char,
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
     let lookup = |k: &str| vars.get(k).cloned();
-    dockerfile::expand(word, '\\', &lookup).map_err(|e| BuildError::Line {
+    dockerfile::expand(word, escape, &lookup).map_err(|e| BuildError::Line {
         line,
         message: e.to_string(),
     })
@@ -305,7 +329,7 @@ impl Builder<'_> {
                 continue;
             }
             let s = &file.stages[i];
-            let base = expand_with(&s.base, s.line, globals)?;
+            let base = expand_with(&s.base, self.escape, s.line, globals)?;
             if let Some(d) = stage_ref(&file.stages, i, &base) {
                 todo.push(d);
             }
@@ -336,12 +360,11 @@ impl Builder<'_> {
                 }
                 None => match &a.default {
                     Some(d) => Some(
-                        dockerfile::expand(d, '\\', &|k: &str| globals.get(k).cloned()).map_err(
-                            |e| BuildError::GlobalArg {
+                        dockerfile::expand(d, self.escape, &|k: &str| globals.get(k).cloned())
+                            .map_err(|e| BuildError::GlobalArg {
                                 name: a.name.clone(),
                                 message: e.to_string(),
-                            },
-                        )?,
+                            })?,
                     ),
                     None => None,
                 },
@@ -415,7 +438,7 @@ impl Builder<'_> {
         globals: &BTreeMap<String, String>,
     ) -> Result<Option<Image>, BuildError> {
         self.header(&from_text(stage))?;
-        let base = expand_with(&stage.base, stage.line, globals)?;
+        let base = expand_with(&stage.base, self.escape, stage.line, globals)?;
         let image = if let Some(d) = stage_ref(&file.stages, stage.index, &base) {
             self.built.get(&d).cloned().flatten()
         } else if base.eq_ignore_ascii_case("scratch") {
@@ -533,7 +556,8 @@ impl Builder<'_> {
     ) -> Result<(), BuildError> {
         let line = ins.line;
         let vars = self.vars(st)?;
-        let x = |w: &str| expand_with(w, line, &vars);
+        let escape = self.escape;
+        let x = |w: &str| expand_with(w, escape, line, &vars);
         // The instruction as expanded (its canonical form is the cache key's).
         let expanded: Kind = match &ins.kind {
             Kind::Env(kv) => Kind::Env(
@@ -865,7 +889,7 @@ impl Builder<'_> {
                     w.parents(&target, &exists)?;
                     let body = if h.expand {
                         let vars = self.vars(st)?;
-                        expand_heredoc(&h.content, line, &vars)?
+                        expand_heredoc(&h.content, self.escape, line, &vars)?
                     } else {
                         h.content.clone()
                     };
@@ -962,11 +986,12 @@ fn expand_copy(
 /// Expands `$VAR`s of a heredoc body (quotes are content there).
 fn expand_heredoc(
     body: &str,
+    escape: char,
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
     let lookup = |k: &str| vars.get(k).cloned();
-    dockerfile::expand_heredoc(body, '\\', &lookup).map_err(|e| BuildError::Line {
+    dockerfile::expand_heredoc(body, escape, &lookup).map_err(|e| BuildError::Line {
         line,
         message: e.to_string(),
     })
@@ -1206,6 +1231,18 @@ mod tests {
 
     fn sh() -> Vec<String> {
         DEFAULT_SHELL.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn escape_directive() {
+        assert_eq!(escape_of("FROM x\n"), '\\');
+        assert_eq!(escape_of("# escape=`\nFROM x\n"), '`');
+        assert_eq!(
+            escape_of("# syntax=docker/dockerfile:1\n#escape = `\nFROM x\n"),
+            '`'
+        );
+        assert_eq!(escape_of("# a comment\n# escape=`\nFROM x\n"), '\\');
+        assert_eq!(escape_of("FROM x\n# escape=`\n"), '\\');
     }
 
     #[test]
