@@ -526,3 +526,27 @@ fn interrupt_stops_the_build_and_removes_its_container() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the build was interrupted"));
     b.no_containers_left();
 }
+
+#[test]
+fn copy_and_workdir_follow_links_inside_the_image() {
+    let b = Bench::new();
+    b.write("f.txt", "file\n");
+    b.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN mkdir -p /usr/lib2 /real && echo kept > /usr/lib2/old && ln -s usr/lib2 /lib2 && ln -s /real /wd\n\
+         COPY f.txt /lib2/\n\
+         COPY f.txt /lib2/renamed.txt\n\
+         WORKDIR /wd/sub\n\
+         COPY f.txt ./\n",
+    );
+    b.build_ok(&["--network", "none", "-t", "links"]);
+    // The link is still a link, and what was behind it is still there.
+    assert_eq!(b.run("links", &["readlink", "/lib2"]), "usr/lib2\n");
+    assert_eq!(
+        b.run("links", &["ls", "/usr/lib2"]),
+        "f.txt\nold\nrenamed.txt\n"
+    );
+    assert_eq!(b.run("links", &["readlink", "/wd"]), "/real\n");
+    assert_eq!(b.run("links", &["cat", "/real/sub/f.txt"]), "file\n");
+}

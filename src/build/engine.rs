@@ -714,7 +714,7 @@ impl Builder<'_> {
                     let dir = absolute(&old_workdir, w);
                     let view = RootView::open(&self.store, st.image.as_ref())?;
                     if !view.is_dir(&dir) {
-                        let rel = layer::image_rel(&dir);
+                        let rel = view.real_path(&dir);
                         let mut blob = self.store.blob_writer()?;
                         let mut w = LayerWriter::new(&mut blob);
                         w.parents(&rel, &|p| view.exists(p))?;
@@ -859,15 +859,22 @@ impl Builder<'_> {
             },
         };
         let dest_abs = absolute(&workdir, &c.dest);
-        let dest = layer::image_rel(&dest_abs);
         let many = sources.len() > 1
             || sources
                 .iter()
                 .any(|(_, s)| matches!(s, Src::Files(v) if v.len() > 1));
         let dest_is_dir = c.dest.ends_with('/')
             || c.dest.ends_with("/.")
-            || dest.is_empty()
+            || dest_abs == "/"
             || view.is_dir(&dest_abs);
+        // Links on the way are followed inside the image, as Docker does
+        // (a layer must not replace `/bin -> usr/bin` with a directory).
+        let dest = if dest_is_dir {
+            view.real_path(&dest_abs)
+        } else {
+            let (parent, name) = dest_abs.rsplit_once('/').unwrap_or(("", &dest_abs));
+            layer::join(&view.real_path(parent), name)
+        };
         if many && !dest_is_dir {
             return Err(BuildError::Line {
                 line,
