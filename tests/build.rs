@@ -550,3 +550,36 @@ fn copy_and_workdir_follow_links_inside_the_image() {
     assert_eq!(b.run("links", &["readlink", "/wd"]), "/real\n");
     assert_eq!(b.run("links", &["cat", "/real/sub/f.txt"]), "file\n");
 }
+
+#[test]
+fn the_image_healthcheck_does_not_run_in_build_containers() {
+    let b = Bench::new();
+    b.write(
+        "Dockerfile",
+        "FROM busybox\nHEALTHCHECK --interval=1s --start-period=0s CMD touch /health-ran\n",
+    );
+    b.build_ok(&["--network", "none", "-t", "checked"]);
+    b.write("Dockerfile", "FROM checked\nRUN sleep 3\n");
+    b.build_ok(&["--network", "none", "-t", "after"]);
+    let ls = b.root.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "after",
+        "ls",
+        "/health-ran",
+    ]);
+    assert!(
+        !ls.status.success(),
+        "the health check ran during the build"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&b.root.ok(&["image", "inspect", "after"])).unwrap();
+    let img = if v.is_array() { &v[0] } else { &v };
+    assert_eq!(
+        img["Config"]["Healthcheck"]["Test"][1], "touch /health-ran",
+        "{img}"
+    );
+}

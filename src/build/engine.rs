@@ -336,7 +336,10 @@ impl Builder<'_> {
             for ins in &s.instructions {
                 if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
                     if let Some(f) = &c.from {
-                        if let Some(d) = stage_ref(&file.stages, i, f) {
+                        // (--from may use global ARGs; stage ARGs are not known yet.)
+                        let f = expand_with(f, self.escape, ins.line, globals)
+                            .unwrap_or_else(|_| f.clone());
+                        if let Some(d) = stage_ref(&file.stages, i, &f) {
                             todo.push(d);
                         }
                     }

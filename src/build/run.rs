@@ -191,7 +191,11 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
         return Err(RunError::Create("the command is empty".into()));
     };
     let mut cmd = berth(&exe, root.path());
-    cmd.arg("create").arg("--network").arg(&spec.network);
+    // The image's HEALTHCHECK is for the containers it runs, not for builds.
+    cmd.arg("create")
+        .arg("--no-healthcheck")
+        .arg("--network")
+        .arg(&spec.network);
     for e in &spec.env {
         cmd.arg("-e").arg(e);
     }
