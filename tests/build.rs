@@ -135,6 +135,11 @@ fn build_run_and_rebuild_from_cache() {
     assert!(!ls.status.success(), "/bin/vi is still there");
     assert!(b.run("myapp", &["ls", "/bin/sh"]).contains("/bin/sh"));
     b.no_containers_left();
+    // Intermediate images are hidden from `images`, as in Docker, but listed by -a.
+    let images = b.root.ok(&["images"]);
+    assert!(!images.contains("<none>"), "{images}");
+    let all = b.root.ok(&["images", "-a"]);
+    assert_eq!(count(&all, "<none>"), 2 * 4, "{all}");
 
     // A rebuild reuses every step.
     let again = b.build_ok(&["--network", "none", "-t", "myapp"]);
@@ -396,11 +401,15 @@ fn copy_flags_heredocs_archives_and_scratch() {
          COPY d*/s?b/b /glob/\n\
          ADD bundle.tar /unpacked\n\
          COPY bundle.tar /packed/\n\
+         ENV NAME=berth\n\
          COPY <<EOF /etc/motd\n\
-         welcome\n\
+         welcome to $NAME \"quoted\"\n\
+         EOF\n\
+         RUN <<EOF\n\
+         echo from a heredoc > /hd\n\
          EOF\n",
     );
-    b.build_ok(&["-t", "flags"]);
+    b.build_ok(&["--network", "none", "-t", "flags"]);
     let stat = |p: &str| b.run("flags", &["stat", "-c", "%u:%g %a", p]);
     assert_eq!(stat("/owned"), "33:33 644\n");
     assert_eq!(stat("/numeric"), "1234:1234 600\n");
@@ -413,7 +422,10 @@ fn copy_flags_heredocs_archives_and_scratch() {
         "a\nb\n"
     );
     assert_eq!(b.run("flags", &["ls", "/packed"]), "bundle.tar\n");
-    assert_eq!(b.run("flags", &["cat", "/etc/motd"]), "welcome\n");
+    assert_eq!(
+        b.run("flags", &["cat", "/etc/motd", "/hd"]),
+        "welcome to berth \"quoted\"\nfrom a heredoc\n"
+    );
 
     // ADD from a URL is refused (offline builds).
     b.write("Dockerfile", "FROM busybox\nADD http://example.com/x /x\n");
@@ -473,4 +485,101 @@ fn onbuild_triggers_run_in_the_child_build() {
         "the triggers ran and are not inherited further: {img}"
     );
     b.no_containers_left();
+}
+
+#[test]
+fn interrupt_stops_the_build_and_removes_its_container() {
+    use std::io::BufRead;
+    let b = Bench::new();
+    b.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 120\nRUN echo never\n",
+    );
+    let mut child = b
+        .root
+        .cmd()
+        .args(["build", "--network", "none", b.ctx().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        seen.push_str(&l);
+        seen.push('\n');
+        if l == "started" {
+            break;
+        }
+    }
+    assert!(seen.contains("started"), "{seen}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{seen}{rest:?}");
+    assert!(!rest.iter().any(|l| l.contains("never")), "{rest:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the build was interrupted"));
+    b.no_containers_left();
+}
+
+#[test]
+fn copy_and_workdir_follow_links_inside_the_image() {
+    let b = Bench::new();
+    b.write("f.txt", "file\n");
+    b.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN mkdir -p /usr/lib2 /real && echo kept > /usr/lib2/old && ln -s usr/lib2 /lib2 && ln -s /real /wd\n\
+         COPY f.txt /lib2/\n\
+         COPY f.txt /lib2/renamed.txt\n\
+         WORKDIR /wd/sub\n\
+         COPY f.txt ./\n",
+    );
+    b.build_ok(&["--network", "none", "-t", "links"]);
+    // The link is still a link, and what was behind it is still there.
+    assert_eq!(b.run("links", &["readlink", "/lib2"]), "usr/lib2\n");
+    assert_eq!(
+        b.run("links", &["ls", "/usr/lib2"]),
+        "f.txt\nold\nrenamed.txt\n"
+    );
+    assert_eq!(b.run("links", &["readlink", "/wd"]), "/real\n");
+    assert_eq!(b.run("links", &["cat", "/real/sub/f.txt"]), "file\n");
+}
+
+#[test]
+fn the_image_healthcheck_does_not_run_in_build_containers() {
+    let b = Bench::new();
+    b.write(
+        "Dockerfile",
+        "FROM busybox\nHEALTHCHECK --interval=1s --start-period=0s CMD touch /health-ran\n",
+    );
+    b.build_ok(&["--network", "none", "-t", "checked"]);
+    b.write("Dockerfile", "FROM checked\nRUN sleep 3\n");
+    b.build_ok(&["--network", "none", "-t", "after"]);
+    let ls = b.root.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--no-healthcheck",
+        "after",
+        "ls",
+        "/health-ran",
+    ]);
+    assert!(
+        !ls.status.success(),
+        "the health check ran during the build"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&b.root.ok(&["image", "inspect", "after"])).unwrap();
+    let img = if v.is_array() { &v[0] } else { &v };
+    assert_eq!(
+        img["Config"]["Healthcheck"]["Test"][1], "touch /health-ran",
+        "{img}"
+    );
 }

@@ -95,3 +95,39 @@ pub fn derive(
     store.with_lock(|l| l.put_manifest(&mbytes, layout::OCI_MANIFEST))?;
     store.resolve(&config_digest.to_string())
 }
+
+/// Ids of the images that are the parent of another image in `images`
+/// (their history and layers are a proper prefix of the other's): the
+/// builder's intermediate images, which `images` hides without `-a` as
+/// Docker does.
+pub fn parent_ids(images: &[Image]) -> std::collections::HashSet<Digest> {
+    let facts: Vec<(Vec<Value>, Vec<String>)> = images
+        .iter()
+        .map(|i| {
+            let h = i
+                .config
+                .history()
+                .as_ref()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|e| serde_json::to_value(e).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (h, i.config.rootfs().diff_ids().clone())
+        })
+        .collect();
+    let mut out = std::collections::HashSet::new();
+    for (a, (ha, la)) in images.iter().zip(&facts) {
+        if ha.is_empty() {
+            continue;
+        }
+        let is_parent = facts
+            .iter()
+            .any(|(hb, lb)| hb.len() > ha.len() && hb.starts_with(ha) && lb.starts_with(la));
+        if is_parent {
+            out.insert(a.id.clone());
+        }
+    }
+    out
+}

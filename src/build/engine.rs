@@ -21,15 +21,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::cache::{self, CacheIndex, StepInputs};
+use super::config::{absolute, edit_config, strip_onbuild};
 use super::context::{self, BuildContext, ContextError, Excludes, NoExcludes, Selected};
 use super::derive;
-use super::dockerfile::{
-    self, Command, CopySpec, Dockerfile, Healthcheck, Instruction, Kind, Stage,
-};
+use super::dockerfile::{self, Command, CopySpec, Dockerfile, Instruction, Kind, Stage};
 use super::ignore::DockerIgnore;
 use super::layer::{self, CopyOpts, LayerWriter};
 use super::rootview::{self, RootView, ViewError};
@@ -60,6 +60,9 @@ pub struct BuildRequest {
     pub quiet: bool,
     /// `--network` of RUN containers (default: `default`, the bridge, as Docker).
     pub network: Option<String>,
+    /// Set (by a signal handler) to stop the build before its next step; a
+    /// running build container is removed.
+    pub interrupted: Option<&'static AtomicBool>,
 }
 
 /// Why a build failed.
@@ -76,6 +79,10 @@ pub enum BuildError {
     Ignore(String),
     #[error("the Dockerfile has no FROM: nothing to build")]
     NoStages,
+    #[error("ARG {name} before FROM: {message}")]
+    GlobalArg { name: String, message: String },
+    #[error("no image was generated: the target stage is FROM scratch with no instructions")]
+    NoImage,
     #[error("failed to reach build target {0} in Dockerfile")]
     UnknownTarget(String),
     #[error("line {line}: {message}")]
@@ -84,6 +91,8 @@ pub enum BuildError {
     RunFailed { command: String, code: i32 },
     #[error("line {line}: {source}")]
     Context { line: usize, source: ContextError },
+    #[error(transparent)]
+    ContextRoot(ContextError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -98,6 +107,8 @@ pub enum BuildError {
     Pull { reference: String, message: String },
     #[error("writing the build output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("the build was interrupted")]
+    Interrupted,
 }
 
 struct IgnoreRules(DockerIgnore);
@@ -164,15 +175,16 @@ pub fn build(
         source,
     })?;
     let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
+    let escape = escape_of(&text);
     let excludes: Box<dyn Excludes> =
         match std::fs::read_to_string(req.context.join(".dockerignore")) {
             Ok(t) => Box::new(IgnoreRules(
                 DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
             )),
-            Err(_) => Box::new(NoExcludes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(NoExcludes),
+            Err(e) => return Err(BuildError::Ignore(e.to_string())),
         };
-    let ctx = BuildContext::new(&req.context, excludes)
-        .map_err(|source| BuildError::Context { line: 0, source })?;
+    let ctx = BuildContext::new(&req.context, excludes).map_err(BuildError::ContextRoot)?;
     let store = ImageStore::open(root)?;
     let cache = CacheIndex::open(&root.path().join("build-cache"))?;
     let mut b = Builder {
@@ -183,6 +195,7 @@ pub fn build(
         ctx,
         out,
         consumed: BTreeSet::new(),
+        escape,
         step: 0,
         total: 0,
         built: BTreeMap::new(),
@@ -217,6 +230,8 @@ struct Builder<'a> {
     ctx: BuildContext,
     out: &'a mut dyn Write,
     consumed: BTreeSet<String>,
+    /// The `# escape=` character words were written with.
+    escape: char,
     step: usize,
     total: usize,
     /// Results of built stages, by index.
@@ -252,13 +267,33 @@ fn from_text(s: &Stage) -> String {
     t
 }
 
+/// The escape character of a Dockerfile: its `# escape=` parser directive
+/// (among the directives at the very top), else `\`.
+pub fn escape_of(text: &str) -> char {
+    for line in text.trim_start_matches('\u{feff}').lines() {
+        let Some(rest) = line.trim_start().strip_prefix('#') else {
+            break;
+        };
+        let Some((key, value)) = rest.split_once('=') else {
+            break;
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "escape" => return if value.trim() == "`" { '`' } else { '\\' },
+            "syntax" | "check" => {}
+            _ => break,
+        }
+    }
+    '\\'
+}
+
 fn expand_with(
     word: &str,
+    escape: char,
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
     let lookup = |k: &str| vars.get(k).cloned();
-    dockerfile::expand(word, '\\', &lookup).map_err(|e| BuildError::Line {
+    dockerfile::expand(word, escape, &lookup).map_err(|e| BuildError::Line {
         line,
         message: e.to_string(),
     })
@@ -293,14 +328,17 @@ impl Builder<'_> {
                 continue;
             }
             let s = &file.stages[i];
-            let base = expand_with(&s.base, s.line, globals)?;
+            let base = expand_with(&s.base, self.escape, s.line, globals)?;
             if let Some(d) = stage_ref(&file.stages, i, &base) {
                 todo.push(d);
             }
             for ins in &s.instructions {
                 if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
                     if let Some(f) = &c.from {
-                        if let Some(d) = stage_ref(&file.stages, i, f) {
+                        // (--from may use global ARGs; stage ARGs are not known yet.)
+                        let f = expand_with(f, self.escape, ins.line, globals)
+                            .unwrap_or_else(|_| f.clone());
+                        if let Some(d) = stage_ref(&file.stages, i, &f) {
                             todo.push(d);
                         }
                     }
@@ -323,7 +361,13 @@ impl Builder<'_> {
                     Some(v.clone())
                 }
                 None => match &a.default {
-                    Some(d) => Some(expand_with(d, 0, &globals)?),
+                    Some(d) => Some(
+                        dockerfile::expand(d, self.escape, &|k: &str| globals.get(k).cloned())
+                            .map_err(|e| BuildError::GlobalArg {
+                                name: a.name.clone(),
+                                message: e.to_string(),
+                            })?,
+                    ),
                     None => None,
                 },
             };
@@ -342,13 +386,19 @@ impl Builder<'_> {
             self.built.insert(i, img.clone());
             last = img;
         }
-        last.ok_or_else(|| BuildError::Line {
-            line: 0,
-            message: "no image was generated: is your Dockerfile empty?".into(),
-        })
+        last.ok_or(BuildError::NoImage)
+    }
+
+    fn interrupted(&self) -> bool {
+        self.req
+            .interrupted
+            .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
     fn header(&mut self, text: &str) -> Result<(), BuildError> {
+        if self.interrupted() {
+            return Err(BuildError::Interrupted);
+        }
         self.step += 1;
         writeln!(self.out, "Step {}/{} : {}", self.step, self.total, text)?;
         Ok(())
@@ -390,7 +440,7 @@ impl Builder<'_> {
         globals: &BTreeMap<String, String>,
     ) -> Result<Option<Image>, BuildError> {
         self.header(&from_text(stage))?;
-        let base = expand_with(&stage.base, stage.line, globals)?;
+        let base = expand_with(&stage.base, self.escape, stage.line, globals)?;
         let image = if let Some(d) = stage_ref(&file.stages, stage.index, &base) {
             self.built.get(&d).cloned().flatten()
         } else if base.eq_ignore_ascii_case("scratch") {
@@ -508,7 +558,8 @@ impl Builder<'_> {
     ) -> Result<(), BuildError> {
         let line = ins.line;
         let vars = self.vars(st)?;
-        let x = |w: &str| expand_with(w, line, &vars);
+        let escape = self.escape;
+        let x = |w: &str| expand_with(w, escape, line, &vars);
         // The instruction as expanded (its canonical form is the cache key's).
         let expanded: Kind = match &ins.kind {
             Kind::Env(kv) => Kind::Env(
@@ -612,9 +663,12 @@ impl Builder<'_> {
                 let container = run::create(self.root, &spec)?;
                 let cid = container.id.chars().take(12).collect::<String>();
                 writeln!(self.out, " ---> Running in {cid}")?;
-                let code = container.start(self.out)?;
+                let code = container.start(self.out, self.req.interrupted)?;
                 if code != 0 {
                     drop(container);
+                    if self.interrupted() {
+                        return Err(BuildError::Interrupted);
+                    }
                     return Err(BuildError::RunFailed {
                         command: argv.join(" "),
                         code,
@@ -662,7 +716,7 @@ impl Builder<'_> {
                     let dir = absolute(&old_workdir, w);
                     let view = RootView::open(&self.store, st.image.as_ref())?;
                     if !view.is_dir(&dir) {
-                        let rel = layer::image_rel(&dir);
+                        let rel = view.real_path(&dir);
                         let mut blob = self.store.blob_writer()?;
                         let mut w = LayerWriter::new(&mut blob);
                         w.parents(&rel, &|p| view.exists(p))?;
@@ -807,15 +861,22 @@ impl Builder<'_> {
             },
         };
         let dest_abs = absolute(&workdir, &c.dest);
-        let dest = layer::image_rel(&dest_abs);
         let many = sources.len() > 1
             || sources
                 .iter()
                 .any(|(_, s)| matches!(s, Src::Files(v) if v.len() > 1));
         let dest_is_dir = c.dest.ends_with('/')
             || c.dest.ends_with("/.")
-            || dest.is_empty()
+            || dest_abs == "/"
             || view.is_dir(&dest_abs);
+        // Links on the way are followed inside the image, as Docker does
+        // (a layer must not replace `/bin -> usr/bin` with a directory).
+        let dest = if dest_is_dir {
+            view.real_path(&dest_abs)
+        } else {
+            let (parent, name) = dest_abs.rsplit_once('/').unwrap_or(("", &dest_abs));
+            layer::join(&view.real_path(parent), name)
+        };
         if many && !dest_is_dir {
             return Err(BuildError::Line {
                 line,
@@ -837,7 +898,7 @@ impl Builder<'_> {
                     w.parents(&target, &exists)?;
                     let body = if h.expand {
                         let vars = self.vars(st)?;
-                        expand_heredoc(&h.content, line, &vars)?
+                        expand_heredoc(&h.content, self.escape, line, &vars)?
                     } else {
                         h.content.clone()
                     };
@@ -931,33 +992,18 @@ fn expand_copy(
     })
 }
 
-/// Expands `$VAR`s of a heredoc body line by line.
+/// Expands `$VAR`s of a heredoc body (quotes are content there).
 fn expand_heredoc(
     body: &str,
+    escape: char,
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
-    let mut out = String::new();
-    for l in body.split_inclusive('\n') {
-        let (text, nl) = match l.strip_suffix('\n') {
-            Some(t) => (t, "\n"),
-            None => (l, ""),
-        };
-        // Quotes in a heredoc body are content: escape them from removal.
-        let guarded = text.replace('\'', "\\'").replace('"', "\\\"");
-        out.push_str(&expand_with(&guarded, line, vars)?);
-        out.push_str(nl);
-    }
-    Ok(out)
-}
-
-/// Drops the inherited ONBUILD triggers once they have run.
-fn strip_onbuild(cfg: &mut Value, yes: bool) {
-    if yes {
-        if let Some(c) = cfg["config"].as_object_mut() {
-            c.remove("OnBuild");
-        }
-    }
+    let lookup = |k: &str| vars.get(k).cloned();
+    dockerfile::expand_heredoc(body, escape, &lookup).map_err(|e| BuildError::Line {
+        line,
+        message: e.to_string(),
+    })
 }
 
 fn now() -> u64 {
@@ -965,16 +1011,6 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// An image path made absolute against the working directory.
-pub fn absolute(workdir: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("{}/{path}", if workdir.is_empty() { "/" } else { workdir })
-    };
-    format!("/{}", layer::image_rel(&joined))
 }
 
 /// The argv of a RUN: SHELL + command, the exec form as is; a command that
@@ -1016,151 +1052,6 @@ pub fn run_argv(
     }
 }
 
-fn command_value(shell: &[String], c: &Command) -> Value {
-    match c {
-        Command::Exec(v) => json!(v),
-        Command::Shell(s) => {
-            let mut v = shell.to_vec();
-            v.push(s.clone());
-            json!(v)
-        }
-    }
-}
-
-fn duration_ns(s: &Option<String>, what: &str) -> Result<Option<u64>, String> {
-    match s {
-        None => Ok(None),
-        Some(s) => humantime::parse_duration(s)
-            .map(|d| Some(d.as_nanos() as u64))
-            .map_err(|e| format!("invalid HEALTHCHECK --{what}={s}: {e}")),
-    }
-}
-
-/// Applies a config-only instruction to the image configuration.
-pub fn edit_config(
-    cfg: &mut Value,
-    kind: &Kind,
-    shell: &[String],
-    cmd_set: bool,
-    workdir: &str,
-) -> Result<(), String> {
-    if !cfg["config"].is_object() {
-        cfg["config"] = Value::Object(Map::new());
-    }
-    if let Kind::Maintainer(m) = kind {
-        cfg["author"] = json!(m);
-        return Ok(());
-    }
-    let c = cfg["config"].as_object_mut().expect("config is an object");
-    let obj = |c: &mut Map<String, Value>, k: &str| {
-        if !c.get(k).is_some_and(Value::is_object) {
-            c.insert(k.to_string(), Value::Object(Map::new()));
-        }
-    };
-    match kind {
-        Kind::Env(kv) => {
-            let mut list: Vec<Value> = c
-                .get("Env")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for (k, v) in kv {
-                let prefix = format!("{k}=");
-                list.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
-                list.push(json!(format!("{k}={v}")));
-            }
-            c.insert("Env".into(), Value::Array(list));
-        }
-        Kind::Cmd(cmd) => {
-            c.insert("Cmd".into(), command_value(shell, cmd));
-        }
-        Kind::Entrypoint(cmd) => {
-            c.insert("Entrypoint".into(), command_value(shell, cmd));
-            if !cmd_set {
-                c.insert("Cmd".into(), Value::Null);
-            }
-        }
-        Kind::Label(kv) => {
-            obj(c, "Labels");
-            let m = c["Labels"].as_object_mut().expect("object");
-            for (k, v) in kv {
-                m.insert(k.clone(), json!(v));
-            }
-        }
-        Kind::Expose(ports) => {
-            if !ports.is_empty() {
-                crate::image::changes::apply(c, &format!("EXPOSE {}", ports.join(" ")))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-        Kind::Volume(vols) => {
-            obj(c, "Volumes");
-            let m = c["Volumes"].as_object_mut().expect("object");
-            for v in vols {
-                m.insert(v.clone(), json!({}));
-            }
-        }
-        Kind::Workdir(w) => {
-            c.insert("WorkingDir".into(), json!(absolute(workdir, w)));
-        }
-        Kind::User(u) => {
-            c.insert("User".into(), json!(u));
-        }
-        Kind::StopSignal(s) => {
-            c.insert("StopSignal".into(), json!(s));
-        }
-        Kind::Shell(s) => {
-            c.insert("Shell".into(), json!(s));
-        }
-        Kind::Onbuild(t) => {
-            let mut list: Vec<Value> = c
-                .get("OnBuild")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            list.push(json!(t));
-            c.insert("OnBuild".into(), Value::Array(list));
-        }
-        Kind::Healthcheck(Healthcheck::None) => {
-            c.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
-        }
-        Kind::Healthcheck(Healthcheck::Check {
-            command,
-            interval,
-            timeout,
-            start_period,
-            retries,
-        }) => {
-            let test = match command {
-                Command::Shell(s) => json!(["CMD-SHELL", s]),
-                Command::Exec(v) => {
-                    let mut t = vec!["CMD".to_string()];
-                    t.extend(v.iter().cloned());
-                    json!(t)
-                }
-            };
-            let mut h = json!({ "Test": test });
-            if let Some(n) = duration_ns(interval, "interval")? {
-                h["Interval"] = json!(n);
-            }
-            if let Some(n) = duration_ns(timeout, "timeout")? {
-                h["Timeout"] = json!(n);
-            }
-            if let Some(n) = duration_ns(start_period, "start-period")? {
-                h["StartPeriod"] = json!(n);
-            }
-            if let Some(r) = retries {
-                h["Retries"] = json!(r);
-            }
-            c.insert("Healthcheck".into(), h);
-        }
-        // ARG only changes what later steps see.
-        Kind::Arg(_) => {}
-        Kind::Run { .. } | Kind::Copy(_) | Kind::Add(_) | Kind::Maintainer(_) => {}
-    }
-    Ok(())
-}
-
 /// `--chown=user[:group]` as numeric ids, names looked up in the image.
 fn chown_ids(view: &RootView, spec: &str) -> Result<(u32, u32), String> {
     let (user, group) = match spec.split_once(':') {
@@ -1188,12 +1079,15 @@ mod tests {
     }
 
     #[test]
-    fn paths_against_workdir() {
-        assert_eq!(absolute("", "app/"), "/app");
-        assert_eq!(absolute("/srv", "app"), "/srv/app");
-        assert_eq!(absolute("/srv", "/etc/x"), "/etc/x");
-        assert_eq!(absolute("/srv", "../../x"), "/x");
-        assert_eq!(absolute("/srv", "."), "/srv");
+    fn escape_directive() {
+        assert_eq!(escape_of("FROM x\n"), '\\');
+        assert_eq!(escape_of("# escape=`\nFROM x\n"), '`');
+        assert_eq!(
+            escape_of("# syntax=docker/dockerfile:1\n#escape = `\nFROM x\n"),
+            '`'
+        );
+        assert_eq!(escape_of("# a comment\n# escape=`\nFROM x\n"), '\\');
+        assert_eq!(escape_of("FROM x\n# escape=`\n"), '\\');
     }
 
     #[test]
@@ -1224,102 +1118,6 @@ mod tests {
             run_argv(&sh(), &Command::Shell("cat <<EOF > /f".into()), &[doc]),
             ["/bin/sh", "-c", "cat <<EOF > /f\necho one\necho two\nEOF\n"]
         );
-    }
-
-    #[test]
-    fn config_edits() {
-        let mut cfg = json!({"config": {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"]}});
-        edit_config(
-            &mut cfg,
-            &Kind::Env(vec![("A".into(), "2".into()), ("B".into(), "x y".into())]),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(cfg["config"]["Env"], json!(["PATH=/bin", "A=2", "B=x y"]));
-        edit_config(
-            &mut cfg,
-            &Kind::Entrypoint(Command::Exec(vec!["/app".into()])),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(
-            cfg["config"]["Cmd"],
-            Value::Null,
-            "an inherited CMD is reset by ENTRYPOINT"
-        );
-        edit_config(
-            &mut cfg,
-            &Kind::Cmd(Command::Shell("run it".into())),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(cfg["config"]["Cmd"], json!(["/bin/sh", "-c", "run it"]));
-        edit_config(&mut cfg, &Kind::Workdir("sub".into()), &sh(), false, "/srv").unwrap();
-        assert_eq!(cfg["config"]["WorkingDir"], json!("/srv/sub"));
-        edit_config(
-            &mut cfg,
-            &Kind::Expose(vec!["80".into(), "53/udp".into()]),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(
-            cfg["config"]["ExposedPorts"],
-            json!({"80/tcp": {}, "53/udp": {}})
-        );
-        assert!(edit_config(
-            &mut cfg,
-            &Kind::Expose(vec!["http".into()]),
-            &sh(),
-            false,
-            ""
-        )
-        .is_err());
-        edit_config(
-            &mut cfg,
-            &Kind::Label(vec![("a.b".into(), "c".into())]),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(cfg["config"]["Labels"], json!({"a.b": "c"}));
-        edit_config(
-            &mut cfg,
-            &Kind::Volume(vec!["/data".into()]),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(cfg["config"]["Volumes"], json!({"/data": {}}));
-        edit_config(
-            &mut cfg,
-            &Kind::Healthcheck(Healthcheck::Check {
-                command: Command::Shell("true".into()),
-                interval: Some("30s".into()),
-                timeout: None,
-                start_period: None,
-                retries: Some(3),
-            }),
-            &sh(),
-            false,
-            "",
-        )
-        .unwrap();
-        assert_eq!(
-            cfg["config"]["Healthcheck"],
-            json!({"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000u64, "Retries": 3})
-        );
-        edit_config(&mut cfg, &Kind::Maintainer("me".into()), &sh(), false, "").unwrap();
-        assert_eq!(cfg["author"], json!("me"));
     }
 
     #[test]

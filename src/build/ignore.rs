@@ -443,6 +443,43 @@ mod tests {
     }
 
     #[test]
+    fn random_rules_never_panic_and_skipped_dirs_stay_excluded() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let alphabet: Vec<char> = "ab/*?[]^-!\\.#\n ".chars().chain(['é']).collect();
+        let pick = |rng: &mut rand::rngs::StdRng, n: usize| -> String {
+            (0..rng.gen_range(0..n))
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect()
+        };
+        let mut parsed = 0;
+        let mut skipped = 0;
+        for _ in 0..3000 {
+            let rules = pick(&mut rng, 40);
+            let Ok(ig) = DockerIgnore::parse(&rules) else {
+                continue;
+            };
+            parsed += 1;
+            for _ in 0..5 {
+                let path = pick(&mut rng, 20);
+                let excluded = ig.is_excluded(&path);
+                if ig.excludes_dir_entirely(&path) {
+                    // Skipping a directory is only ever allowed for excluded
+                    // ones, and nothing under it may come back.
+                    assert!(excluded, "{rules:?} {path:?}");
+                    skipped += 1;
+                    for _ in 0..5 {
+                        let child = format!("{path}/{}", pick(&mut rng, 12));
+                        assert!(ig.is_excluded(&child), "{rules:?} {child:?}");
+                    }
+                }
+            }
+        }
+        assert!(parsed > 100, "only {parsed} rule sets parsed");
+        assert!(skipped > 20, "only {skipped} skippable directories drawn");
+    }
+
+    #[test]
     fn cleaning() {
         assert_eq!(clean("./a/"), "a");
         assert_eq!(clean("/../a"), "/a");

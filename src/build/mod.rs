@@ -5,10 +5,11 @@
 //! here-documents) and expands `$VAR`s as Docker does; `ignore` reads
 //! `.dockerignore` and says which context paths are left out. `engine` runs
 //! the build: `context` selects COPY sources, `layer` writes COPY layers,
-//! `run` runs RUN containers, `derive` stores each step's image, `rootview`
+//! `run` runs RUN containers, `config` applies config-only steps, `derive` stores each step's image, `rootview`
 //! reads an image's files, `cache` keys and records steps.
 
 pub mod cache;
+pub mod config;
 pub mod context;
 pub mod derive;
 pub mod dockerfile;

@@ -127,6 +127,15 @@ impl RootView {
         resolve_in(&self.path, image_path)
     }
 
+    /// `image_path` with its symbolic links followed (inside the image), in
+    /// tar form (no leading `/`): where a write to it really lands.
+    pub fn real_path(&self, image_path: &str) -> String {
+        let p = self.resolve(image_path);
+        p.strip_prefix(&self.path)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Whether the image has something at `image_path`.
     pub fn exists(&self, image_path: &str) -> bool {
         std::fs::symlink_metadata(self.resolve(image_path)).is_ok()

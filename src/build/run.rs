@@ -15,7 +15,10 @@
 //! networks).
 
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -78,8 +81,13 @@ impl BuildContainer {
     }
 
     /// Runs it attached; its output (stdout and stderr, in order) goes to
-    /// `out`. Returns the exit code.
-    pub fn start(&self, out: &mut dyn Write) -> Result<i32, RunError> {
+    /// `out`. Returns the exit code. Once `interrupted` is set, the
+    /// container is killed (and `berth start` returns).
+    pub fn start(
+        &self,
+        out: &mut dyn Write,
+        interrupted: Option<&AtomicBool>,
+    ) -> Result<i32, RunError> {
         let (r, w): (OwnedFd, OwnedFd) = nix::unistd::pipe().map_err(|e| RunError::Spawn {
             verb: "start",
             source: e.into(),
@@ -101,7 +109,27 @@ impl BuildContainer {
             })?;
         let mut reader = std::fs::File::from(r);
         let mut buf = [0u8; 8192];
+        let mut killed = false;
         loop {
+            if !killed && interrupted.is_some_and(|f| f.load(Ordering::SeqCst)) {
+                killed = true;
+                let _ = self
+                    .berth()
+                    .args(["kill", &self.id])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let ready = {
+                let mut pfd = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+                poll(&mut pfd, PollTimeout::from(200u16))
+            };
+            match ready {
+                Ok(0) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => {}
+            }
             match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -163,7 +191,11 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
         return Err(RunError::Create("the command is empty".into()));
     };
     let mut cmd = berth(&exe, root.path());
-    cmd.arg("create").arg("--network").arg(&spec.network);
+    // The image's HEALTHCHECK is for the containers it runs, not for builds.
+    cmd.arg("create")
+        .arg("--no-healthcheck")
+        .arg("--network")
+        .arg(&spec.network);
     for e in &spec.env {
         cmd.arg("-e").arg(e);
     }

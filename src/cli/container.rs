@@ -115,6 +115,9 @@ pub struct CreateArgs {
     /// Start period for the container to initialize before counting retries
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Set metadata on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
@@ -509,6 +512,9 @@ pub fn build_config(
             test: vec!["CMD-SHELL".into(), cmd.clone()],
             ..health.unwrap_or_default()
         });
+    }
+    if args.no_healthcheck {
+        health = None;
     }
     if let Some(h) = health.as_mut() {
         if let Some(i) = &args.health_interval {

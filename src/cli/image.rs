@@ -61,7 +61,7 @@ pub struct LoadArgs {
 /// `berth images [REPOSITORY[:TAG]]`
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {
-    /// Show all images (berth has no intermediate images, so the same as without)
+    /// Show all images (default hides the builder's intermediate images)
     #[arg(short = 'a', long)]
     pub all: bool,
     /// Only show image IDs
@@ -305,6 +305,11 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<()> {
         .map(Reference::parse_name_only)
         .transpose()?;
     let list = store.list()?;
+    let intermediate = if args.all {
+        HashSet::new()
+    } else {
+        crate::build::derive::parent_ids(&list)
+    };
     struct Row {
         repo: String,
         tag: String,
@@ -321,7 +326,7 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "<none>".into())
         };
         if img.repo_tags.is_empty() {
-            if filter.is_some() {
+            if filter.is_some() || intermediate.contains(&img.id) {
                 continue;
             }
             let (repo, digest) = match img.repo_digests.first() {

@@ -47,6 +47,23 @@ pub fn expand_words(
     Ok(sink.finish())
 }
 
+/// Expands the body of a here-document whose delimiter was not quoted,
+/// as BuildKit does for COPY/ADD (`ExpandRaw`): variables are replaced and
+/// the escape character works as usual, but quotes stay in the text (a
+/// single-quoted part is still not expanded, and an unmatched quote is an
+/// error, as in BuildKit; quoting the delimiter avoids expansion).
+pub fn expand_heredoc(
+    content: &str,
+    escape: char,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
+    let mut sink = Sink::new(false);
+    let mut lexer = Lexer::new(content, escape, lookup);
+    lexer.raw_quotes = true;
+    lexer.process(None, &mut sink)?;
+    Ok(sink.finish().join(""))
+}
+
 /// Rewrites a word without its quotes and without expanding it, escaping
 /// what the quotes protected, so that `expand(&remove_quotes(w), ..)`
 /// equals `expand(w, ..)` (`'$HOME'` becomes `\$HOME`, `"a b"` becomes
@@ -197,7 +214,14 @@ struct Lexer<'a> {
     pos: usize,
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Keep quote characters in the output (BuildKit's `RawQuotes`).
+    raw_quotes: bool,
+    /// How many `${...:-word}` words we are inside.
+    depth: usize,
 }
+
+/// Deeper nesting is refused rather than risking the stack.
+const MAX_DEPTH: usize = 64;
 
 impl<'a> Lexer<'a> {
     fn new(text: &str, escape: char, lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
@@ -206,6 +230,8 @@ impl<'a> Lexer<'a> {
             pos: 0,
             escape,
             lookup,
+            raw_quotes: false,
+            depth: 0,
         }
     }
 
@@ -232,10 +258,18 @@ impl<'a> Lexer<'a> {
                 if let Some(n) = self.next() {
                     out.raw(n);
                 }
-            } else if c == '\'' {
-                self.single_quoted(out)?;
-            } else if c == '"' {
-                self.double_quoted(out)?;
+            } else if c == '\'' || c == '"' {
+                if self.raw_quotes {
+                    out.raw(c);
+                }
+                if c == '\'' {
+                    self.single_quoted(out)?;
+                } else {
+                    self.double_quoted(out)?;
+                }
+                if self.raw_quotes {
+                    out.raw(c);
+                }
             } else if c == '$' {
                 let value = self.dollar()?;
                 for v in value.chars() {
@@ -325,8 +359,16 @@ impl<'a> Lexer<'a> {
                 ))
             }
         };
+        if self.depth >= MAX_DEPTH {
+            return err(format!(
+                "substitutions nested more than {MAX_DEPTH} deep in ${{{name}...}}"
+            ));
+        }
         let mut sink = Sink::new(false);
-        if !self.process(Some('}'), &mut sink)? {
+        self.depth += 1;
+        let closed = self.process(Some('}'), &mut sink);
+        self.depth -= 1;
+        if !closed? {
             return err(format!("missing '}}' in substitution of {name}"));
         }
         let word = sink.finish().join("");
@@ -477,6 +519,15 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = "${A:-".repeat(100_000) + &"}".repeat(100_000);
+        let e = expand(&deep, '\\', &env).unwrap_err();
+        assert!(e.message.contains("nested more than 64 deep"), "{e}");
+        let ok = "${U:-".repeat(10) + "x" + &"}".repeat(10);
+        assert_eq!(expand(&ok, '\\', &env).unwrap(), "x");
+    }
+
+    #[test]
     fn expand_words_table() {
         let cases: &[(&str, &[&str])] = &[
             ("a b  c", &["a", "b", "c"]),
@@ -496,6 +547,29 @@ mod tests {
             );
         }
         assert!(expand_words("'x", '\\', &env).is_err());
+    }
+
+    #[test]
+    fn heredoc_bodies_keep_quotes() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("hi $A\n", Ok("hi a\n")),
+            ("\"$A\" and '$A'\n", Ok("\"a\" and '$A'\n")),
+            ("<?xml version=\"1.0\"?>\n", Ok("<?xml version=\"1.0\"?>\n")),
+            ("cost \\$5\n", Ok("cost $5\n")),
+            ("${UNSET:-x}\n", Ok("x\n")),
+            (
+                "don't\n",
+                Err("unexpected end of statement while looking for matching single-quote"),
+            ),
+        ];
+        for (body, want) in cases {
+            let got = expand_heredoc(body, '\\', &env);
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w, "expand_heredoc({body:?})"),
+                (Err(w), Err(g)) => assert_eq!(&g.message, w, "expand_heredoc({body:?})"),
+                _ => panic!("expand_heredoc({body:?}) = {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

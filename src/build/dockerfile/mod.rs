@@ -11,5 +11,5 @@ pub mod parser;
 mod tests;
 
 pub use ast::*;
-pub use expand::{expand, expand_words, remove_quotes, ExpandError};
+pub use expand::{expand, expand_heredoc, expand_words, remove_quotes, ExpandError};
 pub use parser::{parse, ParseError};

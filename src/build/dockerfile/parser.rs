@@ -79,6 +79,10 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
     };
     let mut names = HashSet::new();
     while let Some(logical) = p.logical_line() {
+        if logical.text.trim().is_empty() {
+            // A lone escape character continued into nothing.
+            continue;
+        }
         let (keyword, kw_off) = first_word(&logical.text, 0);
         let upper = keyword.to_ascii_uppercase();
         if !INSTRUCTIONS.contains(&upper.as_str()) {
@@ -95,19 +99,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         }
         let args_off = skip_ws(&logical.text, kw_off + keyword.len());
         let (flags, rest_off) = extract_flags(&logical.text, args_off);
-        let mut heredocs = Vec::new();
-        if matches!(upper.as_str(), "RUN" | "COPY" | "ADD")
-            && json_array(&logical.text[rest_off..]).is_none()
-        {
-            for (word, off) in split_ws(&logical.text, rest_off) {
-                if let Some(h) = heredoc_word(word, p.escape) {
-                    heredocs.push((h, off));
-                }
-            }
-        }
         let mut bodies = Vec::new();
-        for (h, off) in heredocs {
-            bodies.push((p.heredoc_body(h, &logical, off)?, off));
+        if matches!(upper.as_str(), "RUN" | "COPY" | "ADD") {
+            for (opener, off, name_off) in heredoc_openers(&logical.text, rest_off, p.escape) {
+                let doc = p.heredoc_body(opener, &logical, off)?;
+                bodies.push(Placed { doc, off, name_off });
+            }
         }
         let line = logical.segs[0].line;
         let cx = Cx {
@@ -323,7 +320,7 @@ impl Parser<'_> {
     /// Reads the body of a here-document from the lines that follow.
     fn heredoc_body(
         &mut self,
-        (name, expand, strip_tabs): (String, bool, bool),
+        (name, expand, strip_tabs): Opener,
         logical: &Logical,
         off: usize,
     ) -> Result<Heredoc, ParseError> {
@@ -373,8 +370,53 @@ fn directive(line: &str) -> Option<(&str, &str, usize)> {
     Some((key, value, col))
 }
 
-/// `<<EOF`, `<<-EOF`, `<<"EOF"`, `2<<EOF`: (name, expand, strip tabs).
-fn heredoc_word(word: &str, escape: char) -> Option<(String, bool, bool)> {
+/// A here-document with where its opener stands in the instruction.
+struct Placed {
+    doc: Heredoc,
+    /// Offset of the `<<` word.
+    off: usize,
+    /// Offset of the delimiter when it is a word of its own (`<< EOF`).
+    name_off: Option<usize>,
+}
+
+/// The here-document openers of a shell-form RUN/COPY/ADD line, in order:
+/// (name, expand, strip tabs), offset of `<<`, offset of a separate
+/// delimiter word. Words are split quote-aware, so `echo "a <<EOF"` holds
+/// none; `<< EOF` (with a space) counts, as in BuildKit since v0.22.
+fn heredoc_openers(
+    text: &str,
+    rest_off: usize,
+    escape: char,
+) -> Vec<(Opener, usize, Option<usize>)> {
+    let mut out = Vec::new();
+    if json_array(&text[rest_off..]).is_some() {
+        return out;
+    }
+    let words = words_quoted(text, rest_off, escape);
+    let mut i = 0;
+    while i < words.len() {
+        let (word, off) = (words[i].0.as_str(), words[i].1);
+        i += 1;
+        let bare = word.trim_start_matches(|c: char| c.is_ascii_digit());
+        if bare == "<<" || bare == "<<-" {
+            if let Some((name, name_off)) = words.get(i) {
+                if let Some(h) = heredoc_word(&format!("{word}{name}"), escape) {
+                    out.push((h, off, Some(*name_off)));
+                    i += 1;
+                }
+            }
+        } else if let Some(h) = heredoc_word(word, escape) {
+            out.push((h, off, None));
+        }
+    }
+    out
+}
+
+/// A heredoc opener: delimiter name, whether to expand, whether to strip tabs.
+type Opener = (String, bool, bool);
+
+/// `<<EOF`, `<<-EOF`, `<<"EOF"`, `2<<EOF`: its [`Opener`].
+fn heredoc_word(word: &str, escape: char) -> Option<Opener> {
     let word = word.trim_start_matches(|c: char| c.is_ascii_digit());
     let rest = word.strip_prefix("<<")?;
     let (strip, rest) = match rest.strip_prefix('-') {
@@ -599,7 +641,7 @@ fn instruction(
     cx: &Cx,
     raw_flags: &[(String, usize)],
     rest_off: usize,
-    heredocs: Vec<(Heredoc, usize)>,
+    heredocs: Vec<Placed>,
 ) -> Result<Parsed, ParseError> {
     let flags = check_flags(cx, raw_flags)?;
     let text = cx.logical.text.as_str();
@@ -648,9 +690,12 @@ fn instruction(
                 name_off,
             });
         }
+        "RUN" if json_array(rest).is_some_and(|l| l.is_empty()) => {
+            return missing("a command: the exec form [] is empty");
+        }
         "RUN" => Kind::Run {
             command: command(rest),
-            heredocs: heredocs.into_iter().map(|(h, _)| h).collect(),
+            heredocs: heredocs.into_iter().map(|p| p.doc).collect(),
             flags: flags
                 .iter()
                 .map(|(n, v)| format!("--{n}={v}"))
@@ -759,17 +804,19 @@ fn copy_spec(
     cx: &Cx,
     flags: &[(&str, String)],
     rest_off: usize,
-    heredocs: Vec<(Heredoc, usize)>,
+    heredocs: Vec<Placed>,
 ) -> Result<CopySpec, ParseError> {
     let text = &cx.logical.text;
     let mut list: Vec<String> = match json_array(&text[rest_off..]) {
         Some(list) => list,
         None => split_ws(text, rest_off)
             .into_iter()
+            // The delimiter of `<< EOF` is part of the heredoc before it.
+            .filter(|(_, off)| !heredocs.iter().any(|p| p.name_off == Some(*off)))
             .map(|(word, off)| {
                 // A heredoc word is a source named after its delimiter.
-                match heredocs.iter().find(|(_, o)| *o == off) {
-                    Some((h, _)) => h.name.clone(),
+                match heredocs.iter().find(|p| p.off == off) {
+                    Some(p) => p.doc.name.clone(),
                     None => word.to_string(),
                 }
             })
@@ -798,7 +845,7 @@ fn copy_spec(
         chown: flag(flags, "chown"),
         chmod: flag(flags, "chmod"),
         link: flag(flags, "link").is_some_and(|v| v == "true"),
-        heredocs: heredocs.into_iter().map(|(h, _)| h).collect(),
+        heredocs: heredocs.into_iter().map(|p| p.doc).collect(),
     })
 }
 
