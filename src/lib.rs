@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod confine;
 pub mod image;
 pub mod network;
 pub mod project;

@@ -12,8 +12,9 @@
 //! A volume that is empty when a container starts is first filled with what
 //! the image has at the mount point — files, ownership and modes, symlinks
 //! as symlinks — unless the mount says `nocopy` (Docker's copy-up). The
-//! source is read inside the container's mounted rootfs without following
-//! any symlink, so a hostile image cannot make berth copy host files.
+//! mount point is resolved inside the container's mounted rootfs with links
+//! kept inside it ([`crate::confine`]), and nothing below it is followed,
+//! so a hostile image cannot make berth copy host files.
 //!
 //! Creation is crash-safe: the directory is assembled under `ROOT/tmp/` and
 //! renamed into place, so a volume either exists whole or not at all.
@@ -242,22 +243,14 @@ mod copy_up {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::path::{Path, PathBuf};
 
-    /// `destination` inside `rootfs`, when every component is a real
-    /// directory (no symlink, which could point at the host's files).
+    /// The directory `destination` names inside `rootfs`, links followed
+    /// inside `rootfs` only; none when it is not a directory there.
     pub fn resolve_in(rootfs: &Path, destination: &str) -> Option<PathBuf> {
-        let mut path = rootfs.to_path_buf();
-        for part in Path::new(destination).components() {
-            match part {
-                std::path::Component::Normal(p) => path.push(p),
-                std::path::Component::RootDir | std::path::Component::CurDir => {}
-                _ => return None,
-            }
-            let meta = std::fs::symlink_metadata(&path).ok()?;
-            if !meta.is_dir() {
-                return None;
-            }
-        }
-        Some(path)
+        let path = crate::confine::resolve_path(rootfs, destination, true).ok()?;
+        std::fs::symlink_metadata(&path)
+            .ok()?
+            .is_dir()
+            .then_some(path)
     }
 
     fn own_like(meta: &std::fs::Metadata, dst: &Path) -> std::io::Result<()> {
@@ -315,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn copy_up_fills_only_an_empty_volume_and_never_follows_symlinks() {
+    fn copy_up_fills_only_an_empty_volume_and_links_stay_in_the_rootfs() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::open(dir.path().join("root")).unwrap();
@@ -329,8 +322,10 @@ mod tests {
             std::fs::Permissions::from_mode(0o750),
         )
         .unwrap();
-        // A symlink on the way to the mount point could lead to the host.
+        // A symlink on the way to the mount point is read inside the rootfs
+        // (where there is no /etc), never as the host's /etc.
         std::os::unix::fs::symlink("/etc", rootfs.join("evil")).unwrap();
+        std::os::unix::fs::symlink("/srv/data", rootfs.join("alias")).unwrap();
 
         store.create("v", &BTreeMap::new()).unwrap();
         assert!(store.populate("v", &rootfs, "/srv/data").unwrap());
@@ -354,6 +349,11 @@ mod tests {
 
         store.create("w", &BTreeMap::new()).unwrap();
         assert!(!store.populate("w", &rootfs, "/evil").unwrap());
+        assert!(!store.populate("w", &rootfs, "/evil/passwd").unwrap());
+        // A link inside the rootfs is followed there, as Docker does.
+        store.create("a", &BTreeMap::new()).unwrap();
+        assert!(store.populate("a", &rootfs, "/alias").unwrap());
+        assert!(store.data_dir("a").join("sub/f").is_file());
         assert!(!store.populate("w", &rootfs, "/evil/passwd").unwrap());
         assert!(!store.populate("w", &rootfs, "/../../etc").unwrap());
         assert!(!store.populate("w", &rootfs, "/absent").unwrap());

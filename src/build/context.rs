@@ -17,7 +17,7 @@
 //! key (see [`super::cache`]).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
@@ -105,8 +105,6 @@ pub struct BuildContext {
     root: PathBuf,
     excludes: Box<dyn Excludes>,
 }
-
-const MAX_LINKS: usize = 40;
 
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
@@ -222,43 +220,8 @@ impl BuildContext {
     /// links of all but the last component within the root. Returns the
     /// resolved relative components.
     fn resolve(&self, source: &str, comps: &[String]) -> Result<Vec<String>, ContextError> {
-        let mut todo: Vec<String> = comps.iter().rev().cloned().collect();
-        let mut done: Vec<String> = Vec::new();
-        let mut hops = 0;
-        while let Some(c) = todo.pop() {
-            if c == ".." {
-                done.pop();
-                continue;
-            }
-            if c == "." || c.is_empty() {
-                continue;
-            }
-            let mut path = self.root.clone();
-            path.extend(&done);
-            path.push(&c);
-            let is_last = todo.is_empty();
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() && !is_last => {
-                    hops += 1;
-                    if hops > MAX_LINKS {
-                        return Err(ContextError::Loop(source.to_string()));
-                    }
-                    let target = std::fs::read_link(&path).map_err(io(&path))?;
-                    if target.is_absolute() {
-                        done.clear();
-                    }
-                    for part in target.components().rev() {
-                        match part {
-                            Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                            Component::ParentDir => todo.push("..".into()),
-                            _ => {}
-                        }
-                    }
-                }
-                _ => done.push(c),
-            }
-        }
-        Ok(done)
+        crate::confine::resolve(&self.root, &comps.join("/"), false)
+            .map_err(|_| ContextError::Loop(source.to_string()))
     }
 
     /// Selects what one `COPY`/`ADD` source operand names.

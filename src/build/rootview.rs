@@ -11,7 +11,7 @@
 //! inside it (an absolute link target means the view's root), so a hostile
 //! image cannot point the builder at the host's files.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
 
@@ -163,48 +163,12 @@ impl Drop for RootView {
     }
 }
 
-/// Resolves `image_path` under `root`, links followed inside `root`.
+/// Resolves `image_path` under `root`, links followed inside `root`
+/// ([`crate::confine`]); a link loop leaves its last link unresolved.
 pub fn resolve_in(root: &Path, image_path: &str) -> PathBuf {
-    let mut todo: Vec<String> = image_path
-        .split('/')
-        .filter(|c| !c.is_empty())
-        .rev()
-        .map(str::to_string)
-        .collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(c) = todo.pop() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                done.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let mut p = root.to_path_buf();
-        p.extend(&done);
-        p.push(&c);
-        match std::fs::read_link(&p) {
-            Ok(target) if hops < 40 => {
-                hops += 1;
-                if target.is_absolute() {
-                    done.clear();
-                }
-                for part in target.components().rev() {
-                    match part {
-                        Component::Normal(s) => todo.push(s.to_string_lossy().into_owned()),
-                        Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            _ => done.push(c),
-        }
-    }
-    let mut p = root.to_path_buf();
-    p.extend(&done);
-    p
+    crate::confine::resolve_path(root, image_path, true)
+        .or_else(|_| crate::confine::resolve_path(root, image_path, false))
+        .unwrap_or_else(|_| root.to_path_buf())
 }
 
 /// Looks a user up: numeric, or a name in `passwd` text; returns (uid, primary gid).
