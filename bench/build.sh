@@ -16,8 +16,9 @@
 #   cached   the same build again, nothing changed: every step from cache
 #   changed  after a new content of src/main.txt: ENV and WORKDIR from cache,
 #            the COPY and every step after it run again
-# Medians with min/max and n of RUNS runs; within each of the three phases of
-# a run the tools take turns, so load from elsewhere hits them alike. Before
+# Medians with min/max and n of RUNS runs. Each run starts (untimed) by
+# removing the images each tool built in the previous run, so only busybox is
+# there; within each of the three phases of a run the tools take turns, so load from elsewhere hits them alike. Before
 # timing, each tool builds once untimed (warm-up; a tool that fails there is
 # "not measured" with its error). The cache hits each tool reported in the
 # first timed run are printed, and the image each tool built last is run once
@@ -101,6 +102,15 @@ dk_build() { DOCKER_BUILDKIT=1 "$DOCKER" build --progress plain --network none -
 dk_run()   { "$DOCKER" run --rm --network none "$tag-buildkit"; }
 p_build()  { podman build --network none -t "$tag-podman" "$@" "$ctx"; }
 p_run()    { podman run --rm --network none "$tag-podman"; }
+# Before each run's cold builds (untimed): the images the tool built before
+# are removed (the build cache with them), only busybox stays. podman needs
+# it: after a --no-cache build, buildah 1.28 finds two cached images for the
+# ENV step and takes the older one, so the next build is not fully cached.
+# The others get the same, so that every cold build starts alike.
+b_reset()  { "$BERTH" --root "$root" rmi "$tag-berth" && "$BERTH" --root "$root" image prune -f; }
+dc_reset() { "$DOCKER" rmi "$tag-classic" && "$DOCKER" image prune -f; }
+dk_reset() { "$DOCKER" rmi "$tag-buildkit" && "$DOCKER" builder prune -af; }
+p_reset()  { podman rmi "$tag-podman" && podman image prune -f; }
 
 tools=(b); labels=(berth)
 declare -A why=()
@@ -142,6 +152,9 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 hits() { grep -cE 'Using cache|^#[0-9]+ CACHED' "$1" || true; }   # classic/berth/podman, BuildKit
 
 for run in $(seq "$RUNS"); do
+  for t in "${tools[@]}"; do "${t}_reset" >"$work/logs/$t.reset.$run" 2>&1 || {
+    echo "$t: removing the images of the previous build failed:" >&2; cat "$work/logs/$t.reset.$run" >&2; exit 1; }
+  done
   set_main "run $run"
   for t in "${tools[@]}"; do ms "$work/logs/$t.cold.$run" "${t}_build" --no-cache >> "$work/$t.cold"; done
   for t in "${tools[@]}"; do ms "$work/logs/$t.cached.$run" "${t}_build" >> "$work/$t.cached"; done
