@@ -18,9 +18,9 @@
 #            the COPY and every step after it run again
 # Medians with min/max and n of RUNS runs. Each run starts (untimed) by
 # removing the images each tool built in the previous run, so only busybox is
-# there; within each of the three phases of a run the tools take turns, so load from elsewhere hits them alike. Before
-# timing, each tool builds once untimed (warm-up; a tool that fails there is
-# "not measured" with its error). The cache hits each tool reported in the
+# there; within each of the three phases of a run the tools take turns, so
+# load from elsewhere hits them alike. Before timing, each tool builds once
+# untimed (warm-up; a tool that fails there is "not measured" with its error). The cache hits each tool reported in the
 # first timed run are printed, and the image each tool built last is run once
 # to show that it holds the changed file and the RUN steps' files.
 #
