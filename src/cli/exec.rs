@@ -209,6 +209,18 @@ fn exec_with_pty(
     process.set_user(puser);
     process.set_terminal(Some(true));
     let size = super::stream::window_size();
+    // The pty starts at the caller's size (patched libcontainer applies
+    // consoleSize before the process runs): a program that asks at once,
+    // like `stty size`, must not see 0x0.
+    if let Some((rows, cols)) = size {
+        process.set_console_size(Some(
+            oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(cols))
+                .build()
+                .context("the console size")?,
+        ));
+    }
     let process_file = tempfile::Builder::new()
         .prefix("exec-")
         .suffix(".json")
