@@ -292,8 +292,23 @@ fn expand_with(
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
+    expand_by(dockerfile::expand, word, escape, line, vars)
+}
+
+/// Runs one of the parser's expanders over `vars`, errors placed at `line`.
+fn expand_by(
+    expander: fn(
+        &str,
+        char,
+        &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, dockerfile::ExpandError>,
+    text: &str,
+    escape: char,
+    line: usize,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, BuildError> {
     let lookup = |k: &str| vars.get(k).cloned();
-    dockerfile::expand(word, escape, &lookup).map_err(|e| BuildError::Line {
+    expander(text, escape, &lookup).map_err(|e| BuildError::Line {
         line,
         message: e.to_string(),
     })
@@ -999,11 +1014,7 @@ fn expand_heredoc(
     line: usize,
     vars: &BTreeMap<String, String>,
 ) -> Result<String, BuildError> {
-    let lookup = |k: &str| vars.get(k).cloned();
-    dockerfile::expand_heredoc(body, escape, &lookup).map_err(|e| BuildError::Line {
-        line,
-        message: e.to_string(),
-    })
+    expand_by(dockerfile::expand_heredoc, body, escape, line, vars)
 }
 
 fn now() -> u64 {

@@ -282,6 +282,17 @@ fn parse_duration_ns(s: &str) -> anyhow::Result<u64> {
     Ok(d.as_nanos() as u64)
 }
 
+/// `--label K=V` flags as a map (`--label K` is an empty value, as Docker).
+pub fn parse_labels(flags: &[String]) -> std::collections::BTreeMap<String, String> {
+    flags
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 /// One `-v` argument: a host path, or a volume (named, or anonymous when
 /// only the container path is given).
 #[derive(Debug, Clone, PartialEq)]
@@ -533,14 +544,7 @@ pub fn build_config(
             h.interval_ns = 30_000_000_000;
         }
     }
-    let labels = args
-        .label
-        .iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect();
+    let labels = parse_labels(&args.label);
     Ok(ContainerConfig {
         id: id.clone(),
         name,

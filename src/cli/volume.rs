@@ -110,14 +110,7 @@ pub fn in_use(containers: &ContainerStore) -> BTreeMap<String, Vec<String>> {
 }
 
 fn create(ctx: &Context, a: CreateArgs) -> anyhow::Result<()> {
-    let labels = a
-        .label
-        .iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect();
+    let labels = super::container::parse_labels(&a.label);
     let name = a.name.unwrap_or_else(VolumeStore::anonymous_name);
     if !crate::volume::valid(&name) {
         bail!("invalid volume name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*");
