@@ -295,13 +295,13 @@ fn expand_with(
     expand_by(dockerfile::expand, word, escape, line, vars)
 }
 
+/// The shape of the parser's expanders (`expand`, `expand_heredoc`).
+type Expander =
+    fn(&str, char, &dyn Fn(&str) -> Option<String>) -> Result<String, dockerfile::ExpandError>;
+
 /// Runs one of the parser's expanders over `vars`, errors placed at `line`.
 fn expand_by(
-    expander: fn(
-        &str,
-        char,
-        &dyn Fn(&str) -> Option<String>,
-    ) -> Result<String, dockerfile::ExpandError>,
+    expander: Expander,
     text: &str,
     escape: char,
     line: usize,
