@@ -5,6 +5,8 @@
 pub mod build;
 pub mod cli;
 pub mod confine;
+#[cfg(test)]
+mod golden;
 pub mod image;
 pub mod network;
 pub mod project;

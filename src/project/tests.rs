@@ -29,10 +29,6 @@ struct Case {
     digests: BTreeMap<String, String>,
 }
 
-pub(crate) fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests")
-}
-
 fn read_case(dir: &Path) -> Case {
     match std::fs::read_to_string(dir.join("case.toml")) {
         Ok(text) => toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", dir.display())),
@@ -61,28 +57,11 @@ pub(crate) fn run_case(dir: &Path) -> Result<Project, LoadError> {
 }
 
 fn check(dir: &Path, file: &str, actual: String, failures: &mut Vec<String>) {
-    let path = dir.join(file);
-    if std::env::var_os("BERTH_BLESS").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    if expected != actual {
-        failures.push(format!(
-            "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
-            path.display()
-        ));
-    }
+    crate::golden::check(&dir.join(file), actual, failures);
 }
 
 fn case_dirs(kind: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cases_dir().join(kind))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
+    crate::golden::case_dirs("manifests", kind)
 }
 
 /// A copy of a case directory at a fixed path, so that the absolute paths

@@ -13,18 +13,8 @@ use rand::{Rng, SeedableRng};
 
 use super::parse;
 
-fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dockerfiles")
-}
-
 fn case_dirs(kind: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(cases_dir().join(kind))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
+    crate::golden::case_dirs("dockerfiles", kind)
 }
 
 fn read_dockerfile(dir: &Path) -> String {
@@ -33,18 +23,7 @@ fn read_dockerfile(dir: &Path) -> String {
 }
 
 fn check(dir: &Path, actual: String, failures: &mut Vec<String>) {
-    let path = dir.join("expected.txt");
-    if std::env::var_os("BERTH_BLESS").is_some() {
-        std::fs::write(&path, &actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    if expected != actual {
-        failures.push(format!(
-            "{}:\n--- expected\n{expected}\n--- actual\n{actual}",
-            path.display()
-        ));
-    }
+    crate::golden::check(&dir.join("expected.txt"), actual, failures);
 }
 
 #[test]
