@@ -733,6 +733,10 @@ fn observed(c: &ProjectContainer) -> Observed {
         },
         exit_code: c.state.exit_code,
         health: c.health().map(str::to_string),
+        up_for: match c.state.started_at {
+            Some(at) if c.running => (chrono::Utc::now() - at).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        },
     }
 }
 

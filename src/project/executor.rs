@@ -31,7 +31,15 @@ pub struct Observed {
     pub exit_code: i32,
     /// `starting`, `healthy`, `unhealthy`, or none without a check.
     pub health: Option<String>,
+    /// How long it has been running (zero when it is not).
+    pub up_for: Duration,
 }
+
+/// How long `up --wait` wants a container without a health check to have
+/// been running before it counts as ready: one that exits at once (a typo
+/// in its command, a missing file) is then reported instead of passing
+/// because it was caught in its first milliseconds.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// The host operations the executor needs. Errors are one-line messages.
 pub trait Backend: Sync {
@@ -331,7 +339,11 @@ pub fn readiness(
             }
             match o.health.as_deref() {
                 Some("unhealthy") => return Err((name.clone(), "is unhealthy".into())),
-                Some("healthy") | None => {}
+                Some("healthy") => {}
+                None if o.up_for >= SETTLE => {}
+                None => {
+                    pending.get_or_insert_with(|| (name.clone(), "starting".into()));
+                }
                 Some(other) => {
                     pending.get_or_insert_with(|| (name.clone(), other.to_string()));
                 }
@@ -351,6 +363,7 @@ mod tests {
             status: status.into(),
             exit_code: code,
             health: health.map(str::to_string),
+            up_for: if running { SETTLE } else { Duration::ZERO },
         }
     }
 
@@ -395,6 +408,16 @@ mod tests {
     #[test]
     fn wait_readiness() {
         let mut m = BTreeMap::new();
+        let just_started = Observed {
+            up_for: Duration::from_millis(20),
+            ..obs(true, "running", 0, None)
+        };
+        m.insert("a".to_string(), vec![just_started]);
+        assert_eq!(
+            readiness(&m),
+            Ok(Some(("a".into(), "starting".into()))),
+            "a container without a health check settles first"
+        );
         m.insert("a".to_string(), vec![obs(true, "running", 0, None)]);
         assert_eq!(readiness(&m), Ok(None));
         m.insert(
