@@ -1040,6 +1040,78 @@ fn failing_health_check_turns_unhealthy() {
     assert!(e.ok(&["ps"]).contains("(healthy)"));
 }
 
+/// berth probes early (before the first interval) while a container is
+/// starting; an early failure does not count, and a start interval is
+/// honoured during the start period.
+#[test]
+fn health_is_known_before_the_first_interval() {
+    let e = Engine::new();
+    let health = |name: &str| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", name])).unwrap();
+        v[0]["State"]["Health"].clone()
+    };
+    // Healthy long before the 60 s interval.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h-early",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "60s",
+        "@bb",
+        "sleep",
+        "1000",
+    ]);
+    // Failing early probes: still starting, nothing counted, even with one retry.
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h-fail",
+        "--health-cmd",
+        "false",
+        "--health-interval",
+        "60s",
+        "--health-retries",
+        "1",
+        "@bb",
+        "sleep",
+        "1000",
+    ]);
+    // A start period with a short start interval (Docker 25's rule).
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "h-period",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "60s",
+        "--health-start-period",
+        "60s",
+        "--health-start-interval",
+        "100ms",
+        "@bb",
+        "sleep",
+        "1000",
+    ]);
+    e.eventually("h-early healthy", || {
+        health("h-early")["Status"] == "healthy"
+    });
+    e.eventually("h-period healthy", || {
+        health("h-period")["Status"] == "healthy"
+    });
+    e.eventually("three early probes of h-fail", || {
+        health("h-fail")["Log"].as_array().map_or(0, Vec::len) >= 3
+    });
+    let h = health("h-fail");
+    assert_eq!(h["Status"], "starting", "{h}");
+    assert_eq!(h["FailingStreak"], 0, "{h}");
+}
+
 #[test]
 fn dead_supervisor_is_reported_and_stop_still_works() {
     let e = Engine::new();

@@ -135,6 +135,7 @@ pub fn edit_config(
             interval,
             timeout,
             start_period,
+            start_interval,
             retries,
         }) => {
             let test = match command {
@@ -154,6 +155,9 @@ pub fn edit_config(
             }
             if let Some(n) = duration_ns(start_period, "start-period")? {
                 h["StartPeriod"] = json!(n);
+            }
+            if let Some(n) = duration_ns(start_interval, "start-interval")? {
+                h["StartInterval"] = json!(n);
             }
             if let Some(r) = retries {
                 h["Retries"] = json!(r);
@@ -274,6 +278,7 @@ mod tests {
                 interval: Some("30s".into()),
                 timeout: None,
                 start_period: None,
+                start_interval: Some("500ms".into()),
                 retries: Some(3),
             }),
             &sh(),
@@ -283,7 +288,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             cfg["config"]["Healthcheck"],
-            json!({"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000u64, "Retries": 3})
+            json!({"Test": ["CMD-SHELL", "true"], "Interval": 30_000_000_000u64,
+                "StartInterval": 500_000_000u64, "Retries": 3})
         );
         edit_config(&mut cfg, &Kind::Maintainer("me".into()), &sh(), false, "").unwrap();
         assert_eq!(cfg["author"], json!("me"));

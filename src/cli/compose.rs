@@ -465,6 +465,8 @@ pub fn run_argv(
             a.push(ms(&h.timeout));
             a.push("--health-start-period".into());
             a.push(ms(&h.start_period));
+            a.push("--health-start-interval".into());
+            a.push(ms(&h.start_interval));
             a.push("--health-retries".into());
             a.push(h.retries.to_string());
         }

@@ -115,6 +115,9 @@ pub struct CreateArgs {
     /// Start period for the container to initialize before counting retries
     #[arg(long = "health-start-period")]
     pub health_start_period: Option<String>,
+    /// Time between running the check during the start period
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
@@ -536,6 +539,9 @@ pub fn build_config(
         }
         if let Some(s) = &args.health_start_period {
             h.start_period_ns = parse_duration_ns(s)?;
+        }
+        if let Some(s) = &args.health_start_interval {
+            h.start_interval_ns = parse_duration_ns(s)?;
         }
         if let Some(r) = args.health_retries {
             h.retries = r;

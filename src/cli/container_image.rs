@@ -88,6 +88,7 @@ pub fn info_from_config(id: String, lowers: Vec<PathBuf>, raw: &serde_json::Valu
             interval_ns: h["Interval"].as_u64().unwrap_or(0),
             timeout_ns: h["Timeout"].as_u64().unwrap_or(0),
             start_period_ns: h["StartPeriod"].as_u64().unwrap_or(0),
+            start_interval_ns: h["StartInterval"].as_u64().unwrap_or(0),
             retries: h["Retries"].as_u64().unwrap_or(0) as u32,
         })
     });

@@ -103,6 +103,10 @@ pub struct HealthConfig {
     pub timeout_ns: u64,
     #[serde(rename = "StartPeriod")]
     pub start_period_ns: u64,
+    /// Time between checks during the start period (Docker 25's
+    /// `--health-start-interval`); 0 means Docker's default, 5 s.
+    #[serde(rename = "StartInterval", default)]
+    pub start_interval_ns: u64,
     #[serde(rename = "Retries")]
     pub retries: u32,
 }

@@ -9,6 +9,7 @@ pub mod commit;
 pub mod container;
 pub mod diff;
 pub mod engine;
+pub mod health_schedule;
 pub mod log;
 pub mod names;
 pub mod netns;

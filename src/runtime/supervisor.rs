@@ -27,6 +27,7 @@ use nix::unistd::Pid;
 use super::attach;
 use super::container::{ContainerConfig, ContainerStore, Health, HealthLog};
 use super::engine::{self, Stdio};
+use super::health_schedule::Schedule;
 use super::log::{self, LineBuffer};
 use super::netns;
 use super::rootfs::Overlay;
@@ -715,11 +716,9 @@ impl Supervisor {
     /// Serves the running container until its init exits; returns its code.
     fn watch(&mut self, mut running: Running) -> Result<i32, SupervisorError> {
         let started = Instant::now();
-        let health_cfg = self.config.health.clone();
-        let interval = health_cfg
-            .as_ref()
-            .map(|h| Duration::from_nanos(h.interval_ns.max(1_000_000)));
-        let mut next_health = interval.map(|i| Instant::now() + i);
+        let schedule = self.config.health.as_ref().map(Schedule::of);
+        let mut probes = 0u32;
+        let mut next_health = schedule.map(|s| Instant::now() + s.next(Duration::ZERO, true, 0));
         let mut health_run: Option<HealthRun> = None;
         let mut exited: Option<i32> = None;
         let mut drain_deadline: Option<Instant> = None;
@@ -775,8 +774,12 @@ impl Supervisor {
                             } else if let Some(h) = &health_run {
                                 if pid == Some(h.pid.as_raw()) {
                                     let h = health_run.take().expect("health run present");
-                                    self.health_result(h, exit_code(status).unwrap_or(1))?;
-                                    next_health = interval.map(|i| Instant::now() + i);
+                                    let starting =
+                                        self.health_result(h, exit_code(status).unwrap_or(1))?;
+                                    probes += 1;
+                                    next_health = schedule.map(|s| {
+                                        Instant::now() + s.next(started.elapsed(), starting, probes)
+                                    });
                                 }
                             }
                         }
@@ -821,16 +824,16 @@ impl Supervisor {
                         Ok(h) => health_run = Some(h),
                         Err(e) => {
                             let now = Utc::now();
-                            self.record_health(
-                                HealthLog {
-                                    start: now,
-                                    end: now,
-                                    exit_code: -1,
-                                    output: e.to_string(),
-                                },
-                                started,
-                            )?;
-                            next_health = interval.map(|i| Instant::now() + i);
+                            let starting = self.record_health(HealthLog {
+                                start: now,
+                                end: now,
+                                exit_code: -1,
+                                output: e.to_string(),
+                            })?;
+                            probes += 1;
+                            next_health = schedule.map(|s| {
+                                Instant::now() + s.next(started.elapsed(), starting, probes)
+                            });
                         }
                     }
                 }
@@ -1049,7 +1052,8 @@ impl Supervisor {
         })
     }
 
-    fn health_result(&mut self, mut h: HealthRun, code: i32) -> Result<(), SupervisorError> {
+    /// Records a finished probe; returns whether the health is still `starting`.
+    fn health_result(&mut self, mut h: HealthRun, code: i32) -> Result<bool, SupervisorError> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         while out.len() < 4096 {
@@ -1058,34 +1062,28 @@ impl Supervisor {
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
         }
-        let started = Instant::now();
-        self.record_health(
-            HealthLog {
-                start: h.started,
-                end: Utc::now(),
-                exit_code: code,
-                output: String::from_utf8_lossy(&out).into_owned(),
-            },
-            started,
-        )
+        self.record_health(HealthLog {
+            start: h.started,
+            end: Utc::now(),
+            exit_code: code,
+            output: String::from_utf8_lossy(&out).into_owned(),
+        })
     }
 
-    fn record_health(
-        &mut self,
-        entry: HealthLog,
-        _started: Instant,
-    ) -> Result<(), SupervisorError> {
+    /// Applies a probe's result to the health status (failures count per
+    /// [`Schedule::failure_counts`]); returns whether it is still `starting`.
+    fn record_health(&mut self, entry: HealthLog) -> Result<bool, SupervisorError> {
         let cfg = self.config.health.clone().unwrap_or_default();
+        let schedule = Schedule::of(&cfg);
         let retries = if cfg.retries == 0 { 3 } else { cfg.retries };
-        let in_start_period = self
+        let since_start = self
             .store
             .state(self.id())?
             .started_at
-            .map(|t| {
-                (Utc::now() - t).num_nanoseconds().unwrap_or(i64::MAX) < cfg.start_period_ns as i64
-            })
-            .unwrap_or(false);
+            .and_then(|t| (entry.start - t).to_std().ok())
+            .unwrap_or(Duration::MAX);
         let id = self.id().to_string();
+        let mut starting = false;
         self.store.update_state(&id, |s| {
             let h = s.health.get_or_insert_with(|| Health {
                 status: "starting".into(),
@@ -1094,17 +1092,18 @@ impl Supervisor {
             if entry.exit_code == 0 {
                 h.status = "healthy".into();
                 h.failing_streak = 0;
-            } else if !in_start_period {
+            } else if schedule.failure_counts(since_start, h.status == "starting") {
                 h.failing_streak += 1;
                 if h.failing_streak >= retries {
                     h.status = "unhealthy".into();
                 }
             }
+            starting = h.status == "starting";
             h.log.push(entry);
             let excess = h.log.len().saturating_sub(5);
             h.log.drain(..excess);
         })?;
-        Ok(())
+        Ok(starting)
     }
 }
 

@@ -104,6 +104,7 @@ pub enum Healthcheck {
         interval: Option<String>,
         timeout: Option<String>,
         start_period: Option<String>,
+        start_interval: Option<String>,
         retries: Option<u32>,
     },
 }

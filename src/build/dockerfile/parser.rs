@@ -556,6 +556,7 @@ fn allowed_flags(upper: &str) -> &'static [(&'static str, FlagType)] {
             ("interval", Str),
             ("timeout", Str),
             ("start-period", Str),
+            ("start-interval", Str),
             ("retries", Str),
         ],
         _ => &[],
@@ -975,7 +976,7 @@ fn healthcheck(
             .find(|(w, _)| w[2..].split('=').next() == Some(name))
             .map_or(rest_off, |(_, o)| *o)
     };
-    for name in ["interval", "timeout", "start-period"] {
+    for name in ["interval", "timeout", "start-period", "start-interval"] {
         if let Some(v) = flag(flags, name) {
             if !go_duration(&v) {
                 return Err(cx.error(
@@ -1002,6 +1003,7 @@ fn healthcheck(
         interval: flag(flags, "interval"),
         timeout: flag(flags, "timeout"),
         start_period: flag(flags, "start-period"),
+        start_interval: flag(flags, "start-interval"),
         retries,
     })
 }
