@@ -30,6 +30,8 @@
 //! or with an accepting policy, nothing is done.
 
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Errors driving `iptables`.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,7 @@ pub struct Bridge {
 }
 
 /// The `FORWARD` chain as `iptables -S FORWARD` prints it.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardChain {
     /// `ACCEPT`, `DROP`, ...
     pub policy: String,
@@ -152,8 +154,34 @@ fn iptables(args: &[String]) -> Result<Option<String>, ForwardError> {
     Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
+/// What this process last read of the chain, for which table, and when.
+/// `run` reads it twice within milliseconds (repair, then the new network's
+/// setup) and each `iptables` run costs about 10 ms; a supervisor that lives
+/// for hours must not trust an old reading, hence [`FRESH`]. Forgotten
+/// whenever berth changes the chain itself.
+static LAST_READ: Mutex<Option<(Instant, String, Option<ForwardChain>)>> = Mutex::new(None);
+
+/// How long a reading of the chain is trusted within one process.
+const FRESH: Duration = Duration::from_secs(2);
+
+fn forget_reading() {
+    *LAST_READ.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
 /// Reads the chain; `None` without iptables or without a filter table.
 pub fn read(table: &str) -> Result<Option<ForwardChain>, ForwardError> {
+    let mut last = LAST_READ.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, t, chain)) = &*last {
+        if t == table && at.elapsed() < FRESH {
+            return Ok(chain.clone());
+        }
+    }
+    let chain = read_now(table)?;
+    *last = Some((Instant::now(), table.to_string(), chain.clone()));
+    Ok(chain)
+}
+
+fn read_now(table: &str) -> Result<Option<ForwardChain>, ForwardError> {
     match iptables(&["-S".into(), "FORWARD".into()]) {
         Ok(Some(listing)) => Ok(Some(parse(table, &listing))),
         Ok(None) => Ok(None),
@@ -202,6 +230,7 @@ pub fn remove(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
 }
 
 fn insert(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
+    forget_reading();
     for rule in rules(table, bridge) {
         let mut args = vec!["-I".to_string(), "FORWARD".to_string()];
         args.extend(rule);
@@ -211,6 +240,7 @@ fn insert(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
 }
 
 fn delete(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
+    forget_reading();
     for rule in rules(table, bridge) {
         let mut args = vec!["-D".to_string(), "FORWARD".to_string()];
         args.extend(rule);

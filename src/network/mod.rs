@@ -277,7 +277,7 @@ impl Networks {
         // Record first: a crash after this leaves a record whose kernel
         // objects `repair` re-creates, never kernel objects nobody owns.
         store::save(&self.root, &rec)?;
-        if let Err(e) = self.setup_kernel(&rec) {
+        if let Err(e) = self.setup_kernel(&rec, true) {
             let _ = self.teardown_kernel(&rec);
             let _ = store::delete(&self.root, &rec);
             return Err(e);
@@ -299,11 +299,17 @@ impl Networks {
         }
     }
 
-    fn setup_kernel(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+    /// Makes the network's bridge and rules; `fresh` for a network just
+    /// made (no earlier rules of it can exist).
+    fn setup_kernel(&self, rec: &NetworkRecord, fresh: bool) -> Result<(), NetError> {
         link::ensure_bridge(&rec.bridge, rec.gateway, rec.subnet.prefix())?;
         nat::enable_forwarding()?;
         nat::enable_route_localnet(&rec.bridge)?;
-        self.nat.add_network(&self.net_rules(rec))?;
+        if fresh {
+            self.nat.add_new_network(&self.net_rules(rec))?;
+        } else {
+            self.nat.add_network(&self.net_rules(rec))?;
+        }
         if let Err(e) = forward_policy::ensure(&self.nat.table, &forward_bridge(rec)) {
             tracing::warn!("containers on network {} may not reach anything: iptables' FORWARD chain drops forwarded packets and berth could not add its accept rules: {e}", rec.name);
         }
@@ -320,10 +326,14 @@ impl Networks {
         }
     }
 
-    fn teardown_kernel(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+    fn remove_forward_rules(&self, rec: &NetworkRecord) {
         if let Err(e) = forward_policy::remove(&self.nat.table, &forward_bridge(rec)) {
             tracing::warn!("cannot remove berth's accept rules from iptables' FORWARD chain: {e}");
         }
+    }
+
+    fn teardown_kernel(&self, rec: &NetworkRecord) -> Result<(), NetError> {
+        self.remove_forward_rules(rec);
         self.nat.remove_owners(&[nat::net_owner(&rec.id)])?;
         link::delete_link(&rec.bridge)?;
         Ok(())
@@ -369,10 +379,17 @@ impl Networks {
                     .join(", "),
             });
         }
-        self.teardown_kernel(&rec)?;
-        store::delete(&self.root, &rec)?;
-        if self.list()?.is_empty() {
+        let last = self.list()?.iter().all(|n| n.id == rec.id);
+        if last {
+            // The table goes, and every rule with it: no need to find this
+            // network's rules first.
+            self.remove_forward_rules(&rec);
+            link::delete_link(&rec.bridge)?;
+            store::delete(&self.root, &rec)?;
             self.nat.delete_table()?;
+        } else {
+            self.teardown_kernel(&rec)?;
+            store::delete(&self.root, &rec)?;
         }
         Ok(rec)
     }
@@ -574,7 +591,7 @@ impl Networks {
     fn plug_one(&self, n: &NetworkRecord, e: &Endpoint, netns: &Path) -> Result<(), NetError> {
         // After a reboot the bridge is gone: make it again.
         if !link::link_exists(&n.bridge)? {
-            self.setup_kernel(n)?;
+            self.setup_kernel(n, false)?;
         }
         let host_if = names::host_veth(&e.container_id, &n.id);
         link::delete_link(&host_if)?; // a stale pair of an earlier start
@@ -770,7 +787,7 @@ impl Networks {
                 changed.push(n.id.clone());
             }
             if !link::link_exists(&n.bridge)? {
-                self.setup_kernel(&n)?;
+                self.setup_kernel(&n, false)?;
                 report.recreated_bridges.push(n.bridge.clone());
                 rules_changed = true;
             } else if !rules
@@ -779,7 +796,7 @@ impl Networks {
             {
                 // The bridge survived but berth's rules did not (e.g. someone
                 // flushed the ruleset): put them back.
-                self.setup_kernel(&n)?;
+                self.setup_kernel(&n, false)?;
                 report.restored_rules.push(n.name.clone());
                 rules_changed = true;
             }

@@ -243,6 +243,12 @@ impl Nat {
         ))
     }
 
+    /// Installs the rules of a network that was just made: its id is new,
+    /// so no rule can have it as owner and there is nothing to list first.
+    pub fn add_new_network(&self, n: &NetRules) -> Result<(), NatError> {
+        apply(&format!("{}{}", self.skeleton(), self.network_rules(n)))
+    }
+
     /// Installs (or replaces) a container's DNAT rules in one transaction.
     pub fn add_container(&self, container_id: &str, ports: &[Dnat]) -> Result<(), NatError> {
         let owner = ctr_owner(container_id);
@@ -314,12 +320,14 @@ impl Nat {
         Ok(out.status.success())
     }
 
-    /// Deletes berth's whole table (when no network is left).
+    /// Deletes berth's whole table with every rule in it (when no network
+    /// is left), in one `nft` run: adding a table that exists is a no-op, so
+    /// the pair succeeds whether or not the table is there.
     pub fn delete_table(&self) -> Result<(), NatError> {
-        if !self.exists()? {
-            return Ok(());
-        }
-        apply(&format!("delete table ip {}\n", self.table))
+        apply(&format!(
+            "add table ip {t}\ndelete table ip {t}\n",
+            t = self.table
+        ))
     }
 
     /// The rules of berth's table (empty when the table does not exist).
