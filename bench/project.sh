@@ -184,7 +184,7 @@ echo "berth          $("$BERTH" --version | awk '{print $2}') ($BERTH)"
 [ -z "${note[dc]:-}" ] || echo "docker-compose $(docker-compose version --short), docker engine $("$DOCKER" version -f '{{.Server.Version}}') (private dockerd)"
 [ -z "${note[pc]:-}" ] || echo "podman-compose $(podman-compose version 2>/dev/null | awk '/compose.* version/ {print $NF}' | tail -1), podman $(podman version -f '{{.Client.Version}}') (private storage)"
 echo
-echo "cold up -d waits for (db's first health check runs one interval, 1 s, after db starts):"
+echo "cold up -d waits for (Docker runs db's first health check one interval, 1 s, after db starts; berth probes early, see ARCHITECTURE.md):"
 for i in "${!tools[@]}"; do printf '  %-15s %s\n' "${labels[$i]}" "${note[${tools[$i]}]}"; done
 [ -z "${note[pc]:-}" ] || echo "                  (podman-compose 1.0.3 ignores depends_on conditions: it runs the containers in order with a fixed 1 s sleep after each; podman's health checks need systemd timers, absent here)"
 echo
