@@ -527,6 +527,41 @@ fn interrupt_stops_the_build_and_removes_its_container() {
     b.no_containers_left();
 }
 
+/// A SIGKILLed build cannot clean up; the next build removes its container.
+#[test]
+fn the_next_build_removes_the_container_of_a_killed_build() {
+    use std::io::BufRead;
+    let b = Bench::new();
+    b.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo started && sleep 120\n",
+    );
+    let mut child = b
+        .root
+        .cmd()
+        .args(["build", "--network", "none", b.ctx().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let seen: Vec<String> = lines
+        .map(|l| l.unwrap())
+        .take_while(|l| l != "started")
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let orphans = b.root.ok(&["ps", "-a", "-q"]);
+    assert_eq!(
+        orphans.lines().count(),
+        1,
+        "the killed build's container: {seen:?}"
+    );
+    b.write("Dockerfile", "FROM busybox\nRUN echo another\n");
+    b.build_ok(&["--network", "none"]);
+    b.no_containers_left();
+}
+
 #[test]
 fn copy_and_workdir_follow_links_inside_the_image() {
     let b = Bench::new();

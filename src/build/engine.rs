@@ -185,6 +185,9 @@ pub fn build(
             Err(e) => return Err(BuildError::Ignore(e.to_string())),
         };
     let ctx = BuildContext::new(&req.context, excludes).map_err(BuildError::ContextRoot)?;
+    for id in run::reap_orphans(root)? {
+        tracing::info!("removed build container {id}: its build was killed");
+    }
     let store = ImageStore::open(root)?;
     let cache = CacheIndex::open(&root.path().join("build-cache"))?;
     let mut b = Builder {

@@ -13,6 +13,12 @@
 //! (`berth create` / `berth start -a` / `berth rm -f -v`), so a build runs
 //! containers exactly as `berth run` does (supervisor, cgroups, seccomp,
 //! networks).
+//!
+//! A build killed with SIGKILL cannot remove its container. Each build
+//! container is therefore labelled with its builder's pid and that
+//! process's start time ([`BUILDER_LABEL`]), and every build first removes
+//! the build containers whose builder is gone ([`reap_orphans`]); the start
+//! time tells a reused pid from the builder.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -48,6 +54,46 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("writing the build output: {0}")]
     Output(std::io::Error),
+}
+
+/// The label naming a build container's builder: `PID:STARTTIME`, the
+/// start time in clock ticks after boot (`/proc/PID/stat`, field 22).
+pub const BUILDER_LABEL: &str = "berth.build.builder";
+
+/// `PID:STARTTIME` of process `pid`, or `None` when it does not exist.
+fn process_identity(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields after its closing parenthesis.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    Some(format!("{pid}:{start}"))
+}
+
+/// Removes the build containers whose builder process is gone (a build
+/// killed with SIGKILL); returns their ids.
+pub fn reap_orphans(root: &StateRoot) -> Result<Vec<String>, RunError> {
+    let exe = std::env::current_exe().map_err(RunError::Exe)?;
+    let mut reaped = Vec::new();
+    for (config, _) in ContainerStore::open(root)?.list() {
+        let Some(builder) = config.labels.get(BUILDER_LABEL) else {
+            continue;
+        };
+        let alive = builder
+            .split_once(':')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .and_then(process_identity)
+            .is_some_and(|now| &now == builder);
+        if !alive {
+            drop(BuildContainer {
+                exe: exe.clone(),
+                root: root.path().to_path_buf(),
+                id: config.id.clone(),
+            });
+            reaped.push(config.id);
+        }
+    }
+    Ok(reaped)
 }
 
 /// What to run.
@@ -196,6 +242,9 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
         .arg("--no-healthcheck")
         .arg("--network")
         .arg(&spec.network);
+    if let Some(me) = process_identity(std::process::id()) {
+        cmd.arg("--label").arg(format!("{BUILDER_LABEL}={me}"));
+    }
     for e in &spec.env {
         cmd.arg("-e").arg(e);
     }
@@ -219,4 +268,20 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
         root: root.path().to_path_buf(),
         id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_known_by_pid_and_start_time() {
+        let me = process_identity(std::process::id()).expect("this process exists");
+        let (pid, start) = me.split_once(':').unwrap();
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(start.parse::<u64>().is_ok(), "{me}");
+        // Asking again gives the same identity; a pid that cannot exist none.
+        assert_eq!(process_identity(std::process::id()), Some(me));
+        assert_eq!(process_identity(u32::MAX), None);
+    }
 }
