@@ -146,6 +146,11 @@ fn build_run_and_rebuild_from_cache() {
     assert_eq!(count(&again, " ---> Using cache\n"), 5, "{again}");
     assert_eq!(count(&again, "Running in"), 0, "{again}");
     assert_eq!(built_id(&again), id);
+    // `image prune` keeps a tagged image's intermediate images (they have a
+    // child, so they are not dangling): the cache survives it.
+    b.root.ok(&["image", "prune", "-f"]);
+    let pruned = b.build_ok(&["--network", "none", "-t", "myapp"]);
+    assert_eq!(count(&pruned, " ---> Using cache\n"), 5, "{pruned}");
 
     // New content in the copied file: the steps before the COPY are cached,
     // the COPY and everything after rerun.

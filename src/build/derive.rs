@@ -101,6 +101,18 @@ pub fn derive(
 /// builder's intermediate images, which `images` hides without `-a` as
 /// Docker does.
 pub fn parent_ids(images: &[Image]) -> std::collections::HashSet<Digest> {
+    ancestor_ids(images, |_| true)
+}
+
+/// Ids of the images in `images` that are an ancestor (see [`parent_ids`])
+/// of at least one image for which `descendant` holds. `image prune` keeps
+/// the ancestors of the images that stay, as Docker keeps a tagged image's
+/// intermediate images (they are not dangling: they have a child), so a
+/// prune does not throw away the build cache of images still there.
+pub fn ancestor_ids(
+    images: &[Image],
+    descendant: impl Fn(&Image) -> bool,
+) -> std::collections::HashSet<Digest> {
     let facts: Vec<(Vec<Value>, Vec<String>)> = images
         .iter()
         .map(|i| {
@@ -122,10 +134,10 @@ pub fn parent_ids(images: &[Image]) -> std::collections::HashSet<Digest> {
         if ha.is_empty() {
             continue;
         }
-        let is_parent = facts
-            .iter()
-            .any(|(hb, lb)| hb.len() > ha.len() && hb.starts_with(ha) && lb.starts_with(la));
-        if is_parent {
+        let is_ancestor = images.iter().zip(&facts).any(|(b, (hb, lb))| {
+            hb.len() > ha.len() && hb.starts_with(ha) && lb.starts_with(la) && descendant(b)
+        });
+        if is_ancestor {
             out.insert(a.id.clone());
         }
     }

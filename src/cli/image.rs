@@ -165,6 +165,20 @@ pub(crate) fn store(ctx: &Context) -> anyhow::Result<ImageStore> {
 
 /// The ids of images that containers use, which `rmi` and `prune` must
 /// keep: the image id of every container under `ROOT/containers/`.
+/// The images a prune must keep besides tagged ones: those containers use
+/// and, without `--all`, the intermediate images of every image that stays
+/// (they have a child, so they are not dangling, as in Docker).
+pub fn kept_by_prune(store: &ImageStore, all: bool) -> anyhow::Result<HashSet<Digest>> {
+    let mut keep = images_in_use(store);
+    if !all {
+        let list = store.list()?;
+        let stays = |i: &Image| !i.is_dangling() || keep.contains(&i.id);
+        let ancestors = crate::build::derive::ancestor_ids(&list, stays);
+        keep.extend(ancestors);
+    }
+    Ok(keep)
+}
+
 pub fn images_in_use(store: &ImageStore) -> HashSet<Digest> {
     // Looking must not create ROOT/containers/.
     if !store.state_root().path().join("containers").is_dir() {
@@ -521,7 +535,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let report = store.prune(args.all, &images_in_use(&store))?;
+    let report = store.prune(args.all, &kept_by_prune(&store, args.all)?)?;
     if !report.removals.is_empty() {
         println!("Deleted Images:");
         for r in &report.removals {

@@ -115,7 +115,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         }
     }
     let images = ImageStore::open(&root).context("opening the image store")?;
-    let report = images.prune(args.all, &super::image::images_in_use(&images))?;
+    let report = images.prune(args.all, &super::image::kept_by_prune(&images, args.all)?)?;
     if !report.removals.is_empty() {
         println!("Deleted Images:");
         for r in &report.removals {
