@@ -1050,54 +1050,30 @@ fn health_is_known_before_the_first_interval() {
         let v: serde_json::Value = serde_json::from_str(&e.ok(&["inspect", name])).unwrap();
         v[0]["State"]["Health"].clone()
     };
-    // Healthy long before the 60 s interval.
-    e.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "h-early",
-        "--health-cmd",
-        "true",
-        "--health-interval",
-        "60s",
-        "@bb",
-        "sleep",
-        "1000",
-    ]);
+    // Each container: `--health-interval 60s` and sleeps; Docker would
+    // run no probe in the first minute.
+    let run = |name: &str, check: &str, flags: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name, "--health-cmd", check];
+        args.extend_from_slice(&["--health-interval", "60s"]);
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["@bb", "sleep", "1000"]);
+        e.ok(&args);
+    };
+    // Healthy long before the interval.
+    run("h-early", "true", &[]);
     // Failing early probes: still starting, nothing counted, even with one retry.
-    e.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "h-fail",
-        "--health-cmd",
-        "false",
-        "--health-interval",
-        "60s",
-        "--health-retries",
-        "1",
-        "@bb",
-        "sleep",
-        "1000",
-    ]);
+    run("h-fail", "false", &["--health-retries", "1"]);
     // A start period with a short start interval (Docker 25's rule).
-    e.ok(&[
-        "run",
-        "-d",
-        "--name",
+    run(
         "h-period",
-        "--health-cmd",
         "true",
-        "--health-interval",
-        "60s",
-        "--health-start-period",
-        "60s",
-        "--health-start-interval",
-        "100ms",
-        "@bb",
-        "sleep",
-        "1000",
-    ]);
+        &[
+            "--health-start-period",
+            "60s",
+            "--health-start-interval",
+            "100ms",
+        ],
+    );
     e.eventually("h-early healthy", || {
         health("h-early")["Status"] == "healthy"
     });
