@@ -688,3 +688,39 @@ fn a_corrupt_blob_in_an_archive_is_rejected() {
     );
     assert_eq!(other.ok(&["images", "-q"]), "");
 }
+
+/// A prune or `rmi` while another berth process writes images (holds a
+/// lease) deletes no unreferenced blob: they may be the writer's, not yet
+/// named. Once the writer is gone, the next prune reclaims them.
+#[test]
+fn gc_waits_for_writers_leases() {
+    let root = TestRoot::new();
+    import_busybox(&root, "victim");
+    let blobs = |r: &TestRoot| {
+        std::fs::read_dir(r.path().join("images/blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    assert!(blobs(&root) >= 3, "manifest, config, layer");
+    // A live process holding a lease, as a pull in progress would.
+    let mut writer = Command::new("sleep").arg("60").spawn().unwrap();
+    let identity = berth::state::process::identity(writer.id()).unwrap();
+    let leases = root.path().join("image-leases");
+    std::fs::create_dir_all(&leases).unwrap();
+    std::fs::write(leases.join(&identity), b"").unwrap();
+
+    root.ok(&["rmi", "victim"]);
+    assert!(!root.ok(&["images"]).contains("victim"));
+    assert!(blobs(&root) >= 3, "rmi deleted blobs under a writer");
+    root.ok(&["image", "prune", "-f"]);
+    assert!(blobs(&root) >= 3, "prune deleted blobs under a writer");
+
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    root.ok(&["image", "prune", "-f"]);
+    assert_eq!(blobs(&root), 0, "the writer is gone: its blobs are garbage");
+    assert!(
+        !leases.join(&identity).exists(),
+        "a dead writer's lease goes"
+    );
+}

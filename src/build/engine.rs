@@ -189,6 +189,8 @@ pub fn build(
         tracing::info!("removed build container {id}: its build was killed");
     }
     let store = ImageStore::open(root)?;
+    // Each step's layer and config are written before its image is indexed.
+    let _lease = store.lease()?;
     let cache = CacheIndex::open(&root.path().join("build-cache"))?;
     let mut b = Builder {
         root,

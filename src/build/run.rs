@@ -32,7 +32,7 @@ use crate::image::digest::Digest;
 use crate::image::store::{ImageStore, StoreError};
 use crate::runtime::container::ContainerStore;
 use crate::runtime::diff::{self, DiffError};
-use crate::state::StateRoot;
+use crate::state::{process, StateRoot};
 
 /// Errors running a build container.
 #[derive(Debug, thiserror::Error)]
@@ -60,16 +60,6 @@ pub enum RunError {
 /// start time in clock ticks after boot (`/proc/PID/stat`, field 22).
 pub const BUILDER_LABEL: &str = "berth.build.builder";
 
-/// `PID:STARTTIME` of process `pid`, or `None` when it does not exist.
-fn process_identity(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count
-    // fields after its closing parenthesis.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let start = after.split_whitespace().nth(19)?;
-    Some(format!("{pid}:{start}"))
-}
-
 /// Removes the build containers whose builder process is gone (a build
 /// killed with SIGKILL); returns their ids.
 pub fn reap_orphans(root: &StateRoot) -> Result<Vec<String>, RunError> {
@@ -79,12 +69,7 @@ pub fn reap_orphans(root: &StateRoot) -> Result<Vec<String>, RunError> {
         let Some(builder) = config.labels.get(BUILDER_LABEL) else {
             continue;
         };
-        let alive = builder
-            .split_once(':')
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-            .and_then(process_identity)
-            .is_some_and(|now| &now == builder);
-        if !alive {
+        if !process::alive(builder) {
             drop(BuildContainer {
                 exe: exe.clone(),
                 root: root.path().to_path_buf(),
@@ -242,7 +227,7 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
         .arg("--no-healthcheck")
         .arg("--network")
         .arg(&spec.network);
-    if let Some(me) = process_identity(std::process::id()) {
+    if let Some(me) = process::own_identity() {
         cmd.arg("--label").arg(format!("{BUILDER_LABEL}={me}"));
     }
     for e in &spec.env {
@@ -268,20 +253,4 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
         root: root.path().to_path_buf(),
         id,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_process_is_known_by_pid_and_start_time() {
-        let me = process_identity(std::process::id()).expect("this process exists");
-        let (pid, start) = me.split_once(':').unwrap();
-        assert_eq!(pid, std::process::id().to_string());
-        assert!(start.parse::<u64>().is_ok(), "{me}");
-        // Asking again gives the same identity; a pid that cannot exist none.
-        assert_eq!(process_identity(std::process::id()), Some(me));
-        assert_eq!(process_identity(u32::MAX), None);
-    }
 }

@@ -242,6 +242,7 @@ fn clean(path: &Path) -> Option<PathBuf> {
 /// Reads an archive (OCI or docker-archive, optionally gzip/zstd-compressed)
 /// from `input` into the store.
 pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<Loaded>, ArchiveError> {
+    let _lease = store.lease()?;
     let staging = tempfile::Builder::new()
         .prefix("load-")
         .tempdir_in(store.state_root().tmp_dir())

@@ -63,6 +63,7 @@ pub fn import(
     reference: Option<&Reference>,
     opts: &ImportOptions,
 ) -> Result<Image, ImportError> {
+    let _lease = store.lease()?;
     let mut config_map = Map::new();
     for c in &opts.changes {
         changes::apply(&mut config_map, c)?;

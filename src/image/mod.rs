@@ -13,6 +13,7 @@ pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod layout;
+pub mod lease;
 pub mod reference;
 pub mod store;
 

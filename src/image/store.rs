@@ -36,6 +36,8 @@ use super::layout::{self, Descriptor, Index, Manifest, OciLayout, ANNOTATION_REF
 use super::reference::Reference;
 use crate::state::{self, StateError, StateRoot};
 
+use super::lease;
+
 /// Largest manifest or config berth reads into memory.
 pub const MAX_METADATA_BYTES: u64 = 4 << 20;
 /// Length of the short layer link names under `ROOT/layers/l/`.
@@ -190,6 +192,14 @@ impl ImageStore {
 
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
+    }
+
+    /// A writer's lease ([`lease`]): while it is held, no prune or `rmi` in
+    /// another process deletes unreferenced blobs, so what this process
+    /// writes or decides to reuse is still there when it names it. Take it
+    /// before looking at the store.
+    pub fn lease(&self) -> Result<lease::Lease, StoreError> {
+        Ok(lease::hold(self.root.path())?)
     }
 
     /// Opens a blob for streaming.
@@ -842,7 +852,15 @@ impl ImageStore {
 
     /// Deletes blobs and layer dirs that no manifest in `index` refers to:
     /// only those of `only` when given, else all of them. Returns bytes freed.
+    /// Deletes nothing while another process writes to the store ([`lease`]).
     fn delete_unreferenced(&self, index: &Index, only: Option<&Image>) -> Result<u64, StoreError> {
+        let collection = lease::collect(self.root.path())?;
+        if collection.writers {
+            tracing::info!(
+                "another berth command is writing images: unreferenced blobs stay until the next prune"
+            );
+            return Ok(0);
+        }
         let mut keep_blobs: HashSet<Digest> = HashSet::new();
         let mut keep_chains: HashSet<Digest> = HashSet::new();
         for md in group(index).into_keys() {

@@ -185,6 +185,8 @@ async fn pull_inner(
     let config = RegistryConfig::load()?;
     let docker = DockerConfig::load()?;
     let store = ImageStore::open(root)?;
+    // Blobs are fetched (or found and reused) before the manifest names them.
+    let _lease = store.lease()?;
     let mut last: Option<RegistryError> = None;
     for endpoint in endpoints(&config, reference) {
         let creds = docker.get(if endpoint.mirror {

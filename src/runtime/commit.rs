@@ -50,6 +50,7 @@ pub fn commit(
     reference: Option<&Reference>,
     opts: &CommitOptions,
 ) -> Result<Image, CommitError> {
+    let _lease = store.lease()?;
     let base_id = Digest::parse(&container.image_id)
         .map_err(|_| CommitError::NoImage(container.name.clone()))?;
     let base = store.resolve(&base_id.to_string())?;

@@ -17,6 +17,16 @@ pub struct StateLock {
 impl StateLock {
     /// Blocks until the exclusive lock on `path` is held.
     pub fn acquire(path: &Path) -> Result<Self, StateError> {
+        Self::acquire_as(path, libc::LOCK_EX)
+    }
+
+    /// Blocks until a shared lock on `path` is held (many holders at once,
+    /// none while someone holds it exclusively).
+    pub fn acquire_shared(path: &Path) -> Result<Self, StateError> {
+        Self::acquire_as(path, libc::LOCK_SH)
+    }
+
+    fn acquire_as(path: &Path, operation: libc::c_int) -> Result<Self, StateError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -28,7 +38,7 @@ impl StateLock {
             })?;
         loop {
             // SAFETY: flock on a valid, owned fd.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let rc = unsafe { libc::flock(file.as_raw_fd(), operation) };
             if rc == 0 {
                 break;
             }

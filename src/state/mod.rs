@@ -8,6 +8,7 @@
 //!   lock                 flock(2) serialising writers of shared state
 //!   images/              an OCI image layout (oci-layout, index.json, blobs/sha256/…)
 //!   layers/              unpacked layer directories keyed by chain id
+//!   image-leases/        writers' leases on the image store (image::lease)
 //!   tmp/                 staging area; anything here after a crash is garbage
 //! ```
 //!
@@ -19,6 +20,7 @@
 
 pub mod atomic;
 pub mod lock;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 
