@@ -1,0 +1,200 @@
+//! File events: inotify (through the `notify` crate) behind a debouncer.
+//!
+//! Editors save in bursts (write a temporary file, rename it over the old
+//! one, touch a backup), and a `git checkout` changes many files at once.
+//! `notify-debouncer-mini` collects the events of every watched path and
+//! hands them over as one batch once no new event has come for
+//! [`DEBOUNCE`] — 500 ms, Compose's own quiet period (its
+//! `pkg/compose/watch.go`). Batches go through a channel: while the command
+//! handles one (a rebuild may take a while), later batches wait in the
+//! channel and [`Watcher::next`] merges all that are waiting into one.
+//!
+//! What is watched ([`watch_points`]): each rule path that is a directory,
+//! recursively; a rule path that is a file, through its directory (editors
+//! replace files by rename, which would end a watch on the file itself); a
+//! rule path that does not exist yet, through its nearest existing parent;
+//! and the directories of the manifest files and `.env`, not recursively.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+
+/// How long a burst of events must be quiet before it is handled.
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// The watcher could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("cannot watch files: {0}")]
+    Notify(#[from] notify::Error),
+    #[error("cannot watch {}: {source}", .path.display())]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+}
+
+/// A directory to watch, and whether to watch below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Depth {
+    Recursive,
+    Flat,
+}
+
+/// The directories to watch for `rule_paths` and `files` (manifests,
+/// `.env`): `kind(path)` says whether a path is a directory (`Some(true)`),
+/// something else (`Some(false)`) or missing (`None`). A directory watched
+/// recursively covers the flat watches under it.
+pub fn watch_points(
+    rule_paths: &[PathBuf],
+    files: &[PathBuf],
+    kind: &dyn Fn(&Path) -> Option<bool>,
+) -> BTreeMap<PathBuf, Depth> {
+    let mut points: BTreeMap<PathBuf, Depth> = BTreeMap::new();
+    let mut add = |p: PathBuf, d: Depth| {
+        let e = points.entry(p).or_insert(d);
+        if d == Depth::Recursive {
+            *e = Depth::Recursive;
+        }
+    };
+    for p in rule_paths {
+        match kind(p) {
+            Some(true) => add(p.clone(), Depth::Recursive),
+            _ => {
+                if let Some(parent) = p.ancestors().skip(1).find(|a| kind(a) == Some(true)) {
+                    add(parent.to_path_buf(), Depth::Flat);
+                }
+            }
+        }
+    }
+    for f in files {
+        if let Some(parent) = f.parent() {
+            if kind(parent) == Some(true) {
+                add(parent.to_path_buf(), Depth::Flat);
+            }
+        }
+    }
+    let recursive: Vec<PathBuf> = points
+        .iter()
+        .filter(|(_, d)| **d == Depth::Recursive)
+        .map(|(p, _)| p.clone())
+        .collect();
+    // A path under a recursive watch (other than that watch itself) is covered.
+    points.retain(|p, _| !recursive.iter().any(|r| r != p && p.starts_with(r)));
+    points
+}
+
+/// The host's answer for [`watch_points`].
+pub fn host_kind(p: &Path) -> Option<bool> {
+    std::fs::metadata(p).ok().map(|m| m.is_dir())
+}
+
+/// A debounced watcher over a set of directories.
+pub struct Watcher {
+    debouncer: Debouncer<RecommendedWatcher>,
+    rx: Receiver<DebounceEventResult>,
+    points: BTreeMap<PathBuf, Depth>,
+}
+
+impl Watcher {
+    pub fn new() -> Result<Self, EventsError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let debouncer = new_debouncer(DEBOUNCE, tx)?;
+        Ok(Watcher {
+            debouncer,
+            rx,
+            points: BTreeMap::new(),
+        })
+    }
+
+    /// Watches exactly `points` from now on.
+    pub fn set_points(&mut self, points: BTreeMap<PathBuf, Depth>) -> Result<(), EventsError> {
+        let w = self.debouncer.watcher();
+        for (p, d) in &self.points {
+            if points.get(p) != Some(d) {
+                let _ = w.unwatch(p);
+            }
+        }
+        for (p, d) in &points {
+            if self.points.get(p) != Some(d) {
+                let mode = match d {
+                    Depth::Recursive => RecursiveMode::Recursive,
+                    Depth::Flat => RecursiveMode::NonRecursive,
+                };
+                w.watch(p, mode).map_err(|source| EventsError::Watch {
+                    path: p.clone(),
+                    source,
+                })?;
+            }
+        }
+        self.points = points;
+        Ok(())
+    }
+
+    /// The next batch of changed paths: waits up to `timeout` for one, then
+    /// merges every batch already waiting. Watch errors come back as
+    /// messages (the watcher goes on).
+    pub fn next(&self, timeout: Duration) -> Option<(BTreeSet<PathBuf>, Vec<String>)> {
+        let first = match self.rx.recv_timeout(timeout) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+        };
+        let mut paths = BTreeSet::new();
+        let mut errors = Vec::new();
+        let mut take = |b: DebounceEventResult| match b {
+            Ok(events) => paths.extend(events.into_iter().map(|e| e.path)),
+            Err(e) => errors.push(e.to_string()),
+        };
+        take(first);
+        while let Ok(b) = self.rx.try_recv() {
+            take(b);
+        }
+        Some((paths, errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_for_rules_and_manifests() {
+        let dirs = ["/p", "/p/src", "/p/src/lib", "/p/conf", "/q"];
+        let files = ["/p/berth.toml", "/p/conf/app.ini", "/p/package.json"];
+        let kind = |p: &Path| {
+            let s = p.to_str().unwrap();
+            if dirs.contains(&s) || s == "/" {
+                Some(true)
+            } else if files.contains(&s) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        let got = watch_points(
+            &[
+                PathBuf::from("/p/src"),
+                PathBuf::from("/p/src/lib"),
+                PathBuf::from("/p/conf/app.ini"),
+                PathBuf::from("/p/new/dir"),
+                PathBuf::from("/q"),
+            ],
+            &[PathBuf::from("/p/berth.toml"), PathBuf::from("/p/.env")],
+            &kind,
+        );
+        let want: BTreeMap<PathBuf, Depth> = [
+            ("/p", Depth::Flat),
+            ("/p/conf", Depth::Flat),
+            ("/p/src", Depth::Recursive),
+            ("/q", Depth::Recursive),
+        ]
+        .into_iter()
+        .map(|(p, d)| (PathBuf::from(p), d))
+        .collect();
+        assert_eq!(got, want);
+    }
+}
