@@ -63,6 +63,14 @@ pub struct WatchArgs {
 
 /// `berth watch`: `up -d` unless `--no-up`, then watch.
 pub fn watch(ctx: &Context, args: WatchArgs) -> anyhow::Result<()> {
+    let (_, project) = args.project.resolve(&project::ImageDigests::new())?;
+    if let Some(s) = args
+        .services
+        .iter()
+        .find(|s| !project.services.contains_key(*s))
+    {
+        bail!("no such service: {s}");
+    }
     if !args.no_up {
         compose::up(
             ctx,

@@ -1,13 +1,20 @@
-//! File events: inotify (through the `notify` crate) behind a debouncer.
+//! File events: inotify (through the `notify` crate), debounced.
 //!
 //! Editors save in bursts (write a temporary file, rename it over the old
 //! one, touch a backup), and a `git checkout` changes many files at once.
-//! `notify-debouncer-mini` collects the events of every watched path and
-//! hands them over as one batch once no new event has come for
-//! [`DEBOUNCE`] — 500 ms, Compose's own quiet period (its
-//! `pkg/compose/watch.go`). Batches go through a channel: while the command
-//! handles one (a rebuild may take a while), later batches wait in the
-//! channel and [`Watcher::next`] merges all that are waiting into one.
+//! [`Watcher::next`] waits for a first event, then keeps collecting until
+//! no new event has come for [`DEBOUNCE`] — 500 ms, Compose's own quiet
+//! period (its `pkg/compose/watch.go`) — and returns the changed paths as
+//! one batch. Events arrive over a channel from notify's thread: while the
+//! command handles one batch (a rebuild may take a while), later events
+//! wait in the channel and make up the next batch.
+//!
+//! Only changes count: notify also reports inotify's `IN_OPEN` (an
+//! `Access` event), so a watcher that reads the files it watches — the
+//! manifest on reload, the sources it syncs or builds from — would
+//! otherwise wake itself up forever. That is why this is a small debouncer
+//! of its own rather than `notify-debouncer-mini`, which keeps no event
+//! kinds to filter on.
 //!
 //! What is watched ([`watch_points`]): each rule path that is a directory,
 //! recursively; a rule path that is a file, through its directory (editors
@@ -18,10 +25,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 
 /// How long a burst of events must be quiet before it is handled.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
@@ -93,19 +99,34 @@ pub fn host_kind(p: &Path) -> Option<bool> {
     std::fs::metadata(p).ok().map(|m| m.is_dir())
 }
 
+/// Whether an event is a change: not a mere open or read (a close after
+/// writing counts).
+pub fn is_change(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// A debounced watcher over a set of directories.
 pub struct Watcher {
-    debouncer: Debouncer<RecommendedWatcher>,
-    rx: Receiver<DebounceEventResult>,
+    watcher: RecommendedWatcher,
+    rx: Receiver<notify::Result<Event>>,
     points: BTreeMap<PathBuf, Depth>,
 }
 
 impl Watcher {
     pub fn new() -> Result<Self, EventsError> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let debouncer = new_debouncer(DEBOUNCE, tx)?;
+        let watcher = notify::recommended_watcher(move |e: notify::Result<Event>| {
+            if e.as_ref().map_or(true, |e| is_change(&e.kind)) {
+                let _ = tx.send(e);
+            }
+        })?;
         Ok(Watcher {
-            debouncer,
+            watcher,
             rx,
             points: BTreeMap::new(),
         })
@@ -113,10 +134,9 @@ impl Watcher {
 
     /// Watches exactly `points` from now on.
     pub fn set_points(&mut self, points: BTreeMap<PathBuf, Depth>) -> Result<(), EventsError> {
-        let w = self.debouncer.watcher();
         for (p, d) in &self.points {
             if points.get(p) != Some(d) {
-                let _ = w.unwatch(p);
+                let _ = self.watcher.unwatch(p);
             }
         }
         for (p, d) in &points {
@@ -125,33 +145,46 @@ impl Watcher {
                     Depth::Recursive => RecursiveMode::Recursive,
                     Depth::Flat => RecursiveMode::NonRecursive,
                 };
-                w.watch(p, mode).map_err(|source| EventsError::Watch {
-                    path: p.clone(),
-                    source,
-                })?;
+                self.watcher
+                    .watch(p, mode)
+                    .map_err(|source| EventsError::Watch {
+                        path: p.clone(),
+                        source,
+                    })?;
             }
         }
         self.points = points;
         Ok(())
     }
 
-    /// The next batch of changed paths: waits up to `timeout` for one, then
-    /// merges every batch already waiting. Watch errors come back as
-    /// messages (the watcher goes on).
+    /// The next batch of changed paths: waits up to `timeout` for a first
+    /// change, then collects until none has come for [`DEBOUNCE`]. Watch
+    /// errors come back as messages (the watcher goes on).
     pub fn next(&self, timeout: Duration) -> Option<(BTreeSet<PathBuf>, Vec<String>)> {
         let first = match self.rx.recv_timeout(timeout) {
-            Ok(b) => b,
+            Ok(e) => e,
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
         };
         let mut paths = BTreeSet::new();
         let mut errors = Vec::new();
-        let mut take = |b: DebounceEventResult| match b {
-            Ok(events) => paths.extend(events.into_iter().map(|e| e.path)),
+        let mut take = |e: notify::Result<Event>| match e {
+            Ok(event) => paths.extend(event.paths),
             Err(e) => errors.push(e.to_string()),
         };
         take(first);
-        while let Ok(b) = self.rx.try_recv() {
-            take(b);
+        let mut quiet_until = Instant::now() + DEBOUNCE;
+        loop {
+            let left = quiet_until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(e) => {
+                    take(e);
+                    quiet_until = Instant::now() + DEBOUNCE;
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
         }
         Some((paths, errors))
     }
@@ -160,6 +193,23 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_a_file_is_no_change() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Read)));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
+        assert!(is_change(&EventKind::Remove(
+            notify::event::RemoveKind::Any
+        )));
+    }
 
     #[test]
     fn points_for_rules_and_manifests() {
