@@ -469,3 +469,61 @@ fn watch_without_rules_fails_and_no_up_needs_nothing_built() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn sync_exec_and_restarts() {
+    let manifest = r#"
+[services.web]
+build = "."
+stop_signal = "KILL"
+user = "1234:55"
+
+[[services.web.develop.watch]]
+action = "sync+exec"
+path = "./src"
+target = "/app/src"
+exec = { command = "sh -c 'cat /app/src/greeting >> /tmp/exec.log'", user = "root" }
+
+[[services.web.develop.watch]]
+action = "sync+restart"
+path = "./conf"
+target = "/etc/app"
+
+[[services.web.develop.watch]]
+action = "restart"
+path = "./reload"
+"#;
+    let dockerfile = "FROM busybox\nCOPY src /app/src\nCMD [\"sh\", \"-c\", \"echo started >> /tmp/starts; exec sleep 100000\"]\n";
+    let p = Project::new(manifest, dockerfile);
+    std::fs::create_dir_all(p.dir.join("conf")).unwrap();
+    let mut w = p.watch(&[]);
+    let id = p.web_id();
+    let starts = |p: &Project| p.cat("/tmp/starts").map_or(0, |s| s.lines().count());
+    w.until("first start", || starts(&p) == 1);
+
+    // sync+exec: synced (owned by the service's numeric user), then run.
+    p.write("src/greeting", "v2");
+    w.until("the exec ran after the sync", || {
+        p.cat("/tmp/exec.log").as_deref() == Some("v2")
+    });
+    let owner = p.ok(&["exec", &p.web(), "stat", "-c", "%u:%g", "/app/src/greeting"]);
+    assert_eq!(owner.trim(), "1234:55");
+
+    // sync+restart: the file is there and the container was restarted.
+    p.write("conf/app.ini", "k=v");
+    w.until("restarted after the sync", || starts(&p) == 2);
+    assert_eq!(p.cat("/etc/app/app.ini").as_deref(), Some("k=v"));
+
+    // restart: a file outside any sync rule.
+    p.write("reload", "1");
+    w.until("restarted again", || starts(&p) == 3);
+    assert_eq!(p.web_id(), id, "a restart recreated the container");
+    assert!(
+        w.log().contains("Restarting service \"web\""),
+        "{}",
+        w.log()
+    );
+
+    let status = w.interrupt();
+    assert!(status.success(), "{status:?}\n{}", w.log());
+}
