@@ -294,12 +294,18 @@ impl<'a> Session<'a> {
         let changes: Vec<(PathBuf, HostKind)> = rels
             .iter()
             .map(|rel| {
-                let host = if rel.as_os_str().is_empty() {
-                    rule.path.clone()
+                let kind = if rel.as_os_str().is_empty() {
+                    // The rule's own path: a link there is the user's way
+                    // of naming the directory or file to sync.
+                    match std::fs::metadata(&rule.path) {
+                        Ok(m) if m.is_dir() => HostKind::Dir,
+                        Ok(_) => HostKind::File,
+                        Err(_) => HostKind::Missing,
+                    }
                 } else {
-                    rule.path.join(rel)
+                    HostKind::of(&rule.path.join(rel))
                 };
-                (rel.clone(), HostKind::of(&host))
+                (rel.clone(), kind)
             })
             .collect();
         let ops = sync::plan(&rule.path, target, &changes);

@@ -32,6 +32,10 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 /// How long a burst of events must be quiet before it is handled.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
 
+/// The longest a batch collects: a file written without pause (a log in a
+/// watched tree, even an ignored one) must not hold back every other change.
+pub const MAX_BATCH: Duration = Duration::from_secs(5);
+
 /// The watcher could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -158,7 +162,8 @@ impl Watcher {
     }
 
     /// The next batch of changed paths: waits up to `timeout` for a first
-    /// change, then collects until none has come for [`DEBOUNCE`]. Watch
+    /// change, then collects until none has come for [`DEBOUNCE`] (or for
+    /// [`MAX_BATCH`] in all). Watch
     /// errors come back as messages (the watcher goes on).
     pub fn next(&self, timeout: Duration) -> Option<(BTreeSet<PathBuf>, Vec<String>)> {
         let first = match self.rx.recv_timeout(timeout) {
@@ -172,9 +177,12 @@ impl Watcher {
             Err(e) => errors.push(e.to_string()),
         };
         take(first);
+        let end = Instant::now() + MAX_BATCH;
         let mut quiet_until = Instant::now() + DEBOUNCE;
         loop {
-            let left = quiet_until.saturating_duration_since(Instant::now());
+            let left = quiet_until
+                .min(end)
+                .saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }

@@ -1,5 +1,6 @@
 //! The sync plan: which copies and deletions bring a container's `target`
-//! in line with the host after a batch of changes (pure).
+//! in line with the host after a batch of changes (pure, but for
+//! [`HostKind::of`], one `lstat`).
 //!
 //! Compose's `sync` action copies each changed file or directory from the
 //! rule's host `path` to the same place under `target` in every running
