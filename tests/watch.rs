@@ -527,3 +527,52 @@ path = "./reload"
     let status = w.interrupt();
     assert!(status.success(), "{status:?}\n{}", w.log());
 }
+
+#[test]
+fn sync_reaches_every_replica_and_mounted_volumes() {
+    let manifest = r#"
+[services.web]
+build = "."
+stop_signal = "KILL"
+replicas = 2
+volumes = ["data:/data"]
+
+[volumes.data]
+
+[[services.web.develop.watch]]
+action = "sync"
+path = "./src"
+target = "/app/src"
+
+[[services.web.develop.watch]]
+action = "sync"
+path = "./shared"
+target = "/data/in"
+"#;
+    let p = Project::new(manifest, DOCKERFILE);
+    std::fs::create_dir_all(p.dir.join("shared")).unwrap();
+    let mut w = p.watch(&[]);
+    assert_eq!(p.containers().len(), 2);
+    // Each replica's own layer gets the file.
+    p.write("src/each.txt", "to both");
+    let name = p.dir.file_name().unwrap().to_str().unwrap().to_string();
+    for n in [1, 2] {
+        let c = format!("{name}-web-{n}");
+        w.until(&format!("synced into {c}"), || {
+            let out = p.run(&["exec", &c, "cat", "/app/src/each.txt"]);
+            out.status.success() && out.stdout == b"to both"
+        });
+    }
+    // A target inside a mounted volume: the file lands in the volume (the
+    // mount the container sees), not in the layer under the mount point.
+    p.write("shared/v.txt", "in the volume");
+    let volume = p
+        .root
+        .path()
+        .join(format!("volumes/{name}_data/_data/in/v.txt"));
+    w.until("synced into the volume", || {
+        std::fs::read_to_string(&volume).ok().as_deref() == Some("in the volume")
+    });
+    let status = w.interrupt();
+    assert!(status.success(), "{status:?}\n{}", w.log());
+}
