@@ -235,6 +235,9 @@ impl<'a> Session<'a> {
                     .get(service)
                     .and_then(|s| s.spec.user.as_deref()),
             );
+            if running.is_empty() {
+                eprintln!("warning: service {service:?} has no running container to sync to");
+            }
             for r in &syncing {
                 self.sync_rule(&self.rules.rules[*r], &hits[r], &running, owner);
             }
