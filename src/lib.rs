@@ -14,3 +14,4 @@ pub mod registry;
 pub mod runtime;
 pub mod state;
 pub mod volume;
+pub mod watch;

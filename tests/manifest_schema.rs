@@ -70,6 +70,8 @@ fn taplo_rejects_manifests_the_schema_can_see_are_wrong() {
         "long-port-typo",
         "unknown-healthcheck-key",
         "bad-condition",
+        "watch-unknown-action",
+        "watch-unknown-key",
     ] {
         let file = root()
             .join("tests/manifests/bad")

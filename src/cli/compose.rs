@@ -73,8 +73,31 @@ pub struct UpArgs {
     /// Don't build an image, even if it's missing
     #[arg(long = "no-build")]
     pub no_build: bool,
+    /// Watch source code and rebuild/refresh containers when files are updated (as `berth watch`; implies -d)
+    #[arg(long)]
+    pub watch: bool,
     /// Only these services (and what they depend on)
     pub services: Vec<String>,
+}
+
+impl UpArgs {
+    /// `up -d` for `services` with every other flag at its default.
+    pub fn detached(project: ProjectArgs, services: Vec<String>) -> Self {
+        UpArgs {
+            project,
+            detach: true,
+            wait: false,
+            wait_timeout: 300,
+            remove_orphans: false,
+            force_recreate: false,
+            no_deps: false,
+            pull: PullPolicy::Missing,
+            build: false,
+            no_build: false,
+            watch: false,
+            services,
+        }
+    }
 }
 
 /// When `up` builds the images of services with `build`.
@@ -100,7 +123,7 @@ impl UpArgs {
 
 /// What `plan` and `up` share: the desired project (images pulled per
 /// `pull`; `None` never pulls), what exists of it, and the plan between them.
-fn desired_and_plan(
+pub(crate) fn desired_and_plan(
     ctx: &Context,
     project_args: &ProjectArgs,
     images: Option<(PullPolicy, BuildPolicy)>,
@@ -192,6 +215,8 @@ pub enum ComposeCommand {
     Down(DownArgs),
     /// Show what `up` would change (same as `berth plan`)
     Plan(PlanArgs),
+    /// Watch the services' files and sync, restart or rebuild them (same as `berth watch`)
+    Watch(super::watch::WatchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -293,7 +318,7 @@ pub struct ComposeRm {
 // ---------------------------------------------------------------- backend
 
 /// Runs `berth --root ROOT ARGS...`; the error is its last stderr line.
-fn berth(root: &Path, args: &[String]) -> Result<String, String> {
+pub(crate) fn berth(root: &Path, args: &[String]) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating the berth binary: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--root")
@@ -747,7 +772,7 @@ fn observed(c: &ProjectContainer) -> Observed {
 /// Resolves the project with the digests of its images, building and
 /// pulling per policy (`None`: only look in the store, never fail for a
 /// missing image).
-fn resolve_with_images(
+pub(crate) fn resolve_with_images(
     ctx: &Context,
     args: &ProjectArgs,
     images: Option<(PullPolicy, BuildPolicy)>,
@@ -810,7 +835,7 @@ fn resolve_with_images(
 
 /// Builds the image of `service` from its `build` section, tagged `image`,
 /// with the builder's classic output on stderr.
-fn build_service(
+pub(crate) fn build_service(
     root: &StateRoot,
     service: &str,
     image: &str,
@@ -877,6 +902,27 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
             remove_orphans: args.remove_orphans,
         },
     )?;
+    let backend = apply_plan(ctx, &desired, &plan)?;
+    let selected: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
+    if args.wait {
+        wait_ready(&backend, &selected, Duration::from_secs(args.wait_timeout))?;
+    }
+    if args.watch {
+        return super::watch::run(ctx, &args.project, &args.services, false);
+    }
+    if args.wait || args.detach {
+        return Ok(());
+    }
+    follow_until_interrupted(&backend.root, &desired, &selected)
+}
+
+/// Applies a plan as `up` does (warnings, then the executor over
+/// [`CliBackend`]); returns the backend for what follows.
+pub(crate) fn apply_plan(
+    ctx: &Context,
+    desired: &Project,
+    plan: &project::Plan,
+) -> anyhow::Result<CliBackend> {
     let root = ctx.root()?;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
@@ -892,7 +938,7 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
         }
     }
     let backend = CliBackend {
-        root: root.clone(),
+        root,
         project: desired.name.clone(),
         networks_wired,
         quiet: false,
@@ -900,17 +946,10 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
     if plan.is_noop() {
         eprintln!("project {}: nothing changed", desired.name);
     } else {
-        executor::apply(&desired, &plan, &backend, ApplyOptions::default())
+        executor::apply(desired, plan, &backend, ApplyOptions::default())
             .map_err(|e| anyhow!("{e}"))?;
     }
-    let selected: Vec<String> = plan.services.iter().map(|s| s.service.clone()).collect();
-    if args.wait {
-        return wait_ready(&backend, &selected, Duration::from_secs(args.wait_timeout));
-    }
-    if args.detach {
-        return Ok(());
-    }
-    follow_until_interrupted(&root, &desired, &selected)
+    Ok(backend)
 }
 
 fn wait_ready(backend: &CliBackend, services: &[String], timeout: Duration) -> anyhow::Result<()> {
@@ -1187,6 +1226,10 @@ pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
         ComposeCommand::Plan(mut a) => {
             a.project = a.project.or(project);
             plan(ctx, a)
+        }
+        ComposeCommand::Watch(mut a) => {
+            a.project = a.project.or(project);
+            super::watch::watch(ctx, a)
         }
         ComposeCommand::Build(a) => build(ctx, project, a),
         ComposeCommand::Ps(a) => ps(ctx, project, a),

@@ -25,6 +25,7 @@ pub mod service_names;
 pub mod stream;
 pub mod system;
 pub mod volume;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -90,6 +91,8 @@ pub enum Command {
     Down(compose::DownArgs),
     /// Show what `up` would change, field by field
     Plan(compose::PlanArgs),
+    /// Watch the project's files; sync, restart or rebuild services as they change
+    Watch(watch::WatchArgs),
     /// The project's verbs, Compose-style: berth compose [-f FILE] [-p NAME] VERB
     Compose(compose::ComposeArgs),
     /// Print the JSON Schema of berth.toml
@@ -281,6 +284,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Up(a) => compose::up(ctx, a),
         Command::Down(a) => compose::down(ctx, a),
         Command::Plan(a) => compose::plan(ctx, a),
+        Command::Watch(a) => watch::watch(ctx, a),
         Command::Compose(c) => compose::run_group(ctx, c),
         Command::Pull(a) => registry::pull(ctx, a),
         Command::Push(a) => registry::push(ctx, a),

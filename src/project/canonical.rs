@@ -101,6 +101,11 @@ pub fn canonical_manifest(loaded: &Loaded, profiles: &[String]) -> Result<Manife
         svc.stop_grace_period = Some(spec.stop_grace_period);
         svc.init = Some(spec.init);
         svc.replicas = Some(resolved.containers.len() as u32);
+        if let Some(develop) = &mut svc.develop {
+            for (rule, spec) in develop.watch.iter_mut().zip(&resolved.watch) {
+                rule.path = spec.path.display().to_string();
+            }
+        }
         out.services.insert(name.clone(), svc);
     }
     Ok(out)

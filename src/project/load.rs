@@ -18,7 +18,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::de::{from_node, from_node_at, DeError};
 use super::error::{Diagnostic, LoadError};
 use super::interpolate::{interpolate_tree, parse_dotenv};
-use super::manifest::{Manifest, MountType, Service};
+use super::manifest::{Manifest, MountType, Service, WatchAction, WatchRule};
 use super::source::{self, KeyPath, Node, Sources};
 
 /// The most replicas one service may ask for.
@@ -390,6 +390,22 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
                 format!("service {name:?} publishes a fixed host port and has more than one replica; the replicas would collide: leave out the host port or use one replica"),
             ));
         }
+        if let Some(develop) = &service.develop {
+            for (i, rule) in develop.watch.iter().enumerate() {
+                let rule_path = here.key("develop").key("watch").index(i);
+                out.extend(check_watch_rule(name, service, rule).into_iter().map(
+                    |(key, message)| {
+                        at(
+                            match key {
+                                Some(k) => rule_path.key(k),
+                                None => rule_path.clone(),
+                            },
+                            message,
+                        )
+                    },
+                ));
+            }
+        }
     }
     for (name, net) in &manifest.networks {
         if net.external && (net.subnet.is_some() || net.internal) {
@@ -405,6 +421,61 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
         out.push(at(
             path,
             format!("dependency cycle: {}", cycle.join(" -> ")),
+        ));
+    }
+    out
+}
+
+/// The checks of one `develop.watch` rule across its keys: each problem
+/// with the key it is about (none: the rule as a whole).
+fn check_watch_rule(
+    service_name: &str,
+    service: &Service,
+    rule: &WatchRule,
+) -> Vec<(Option<&'static str>, String)> {
+    let mut out = Vec::new();
+    let action = rule.action;
+    if rule.path.trim().is_empty() {
+        out.push((
+            Some("path"),
+            "`path` is empty: name a file or directory, relative to the project directory"
+                .to_string(),
+        ));
+    }
+    match (&rule.target, action.syncs()) {
+        (None, true) => out.push((
+            None,
+            format!("action `{action}` needs a `target`: the path in the container to sync `path` to"),
+        )),
+        (Some(t), true) if !t.starts_with('/') => out.push((
+            Some("target"),
+            format!("target {t:?} is not an absolute path: write the path in the container, like \"/app\""),
+        )),
+        (Some(_), false) => out.push((
+            Some("target"),
+            format!("`target` is only used by the sync actions, not by `{action}`: remove it"),
+        )),
+        _ => {}
+    }
+    match (&rule.exec, action) {
+        (None, WatchAction::SyncExec) => out.push((
+            None,
+            "action `sync+exec` needs an `exec` table with the `command` to run".to_string(),
+        )),
+        (Some(e), WatchAction::SyncExec) if e.command.0.is_empty() => out.push((
+            Some("exec"),
+            "`exec.command` is empty: give the command to run in the container".to_string(),
+        )),
+        (Some(_), WatchAction::SyncExec) | (None, _) => {}
+        (Some(_), _) => out.push((
+            Some("exec"),
+            format!("`exec` is only used by action `sync+exec`, not by `{action}`: remove it or use \"sync+exec\""),
+        )),
+    }
+    if action == WatchAction::Rebuild && service.build.is_none() {
+        out.push((
+            Some("action"),
+            format!("action `rebuild` needs a service with `build`, and {service_name:?} only has an `image`: add `build` or use another action"),
         ));
     }
     out

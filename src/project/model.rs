@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::error::{Diagnostic, LoadError};
 use super::interpolate::parse_dotenv;
 use super::load::{normalise_path, Loaded};
-use super::manifest::{Condition, Dependency, Duration, MountType, Protocol, Restart};
+use super::manifest::{Condition, Dependency, Duration, MountType, Protocol, Restart, WatchAction};
 use super::source::KeyPath;
 
 /// Labels berth puts on what it creates for a project.
@@ -71,6 +71,35 @@ pub struct ServiceModel {
     pub config_hash: String,
     /// One per replica, in replica order.
     pub containers: Vec<ContainerInstance>,
+    /// `develop.watch` rules, for `berth watch`. Not part of the spec:
+    /// editing them recreates nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<WatchSpec>,
+}
+
+/// A `develop.watch` rule with its path made absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSpec {
+    pub action: WatchAction,
+    /// Absolute host path (normalised).
+    pub path: PathBuf,
+    /// Absolute path in the container (the sync actions).
+    pub target: Option<String>,
+    /// `.dockerignore`-syntax patterns relative to `path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// `sync+exec`'s command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<WatchExecSpec>,
+}
+
+/// The command of a `sync+exec` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchExecSpec {
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub environment: BTreeMap<String, String>,
 }
 
 /// One replica of a service.
@@ -537,6 +566,32 @@ pub fn resolve(
                 }
             })
             .collect();
+        let watch = svc
+            .develop
+            .iter()
+            .flat_map(|d| &d.watch)
+            .map(|rule| WatchSpec {
+                action: rule.action,
+                path: absolute(&loaded.project_dir, &expand_home(&rule.path, vars)),
+                target: rule.target.clone(),
+                ignore: rule.ignore.clone(),
+                exec: rule.exec.as_ref().map(|e| WatchExecSpec {
+                    command: e.command.0.clone(),
+                    user: e.user.clone(),
+                    working_dir: e.working_dir.clone(),
+                    environment: e
+                        .environment
+                        .0
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            v.clone()
+                                .or_else(|| vars.get(k).cloned())
+                                .map(|v| (k.clone(), v))
+                        })
+                        .collect(),
+                }),
+            })
+            .collect();
         services.insert(
             name.clone(),
             ServiceModel {
@@ -545,6 +600,7 @@ pub fn resolve(
                 spec,
                 config_hash: hash,
                 containers,
+                watch,
             },
         );
     }

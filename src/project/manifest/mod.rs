@@ -12,6 +12,7 @@
 //! The same types generate `schema/berth.schema.json` (schemars); the doc
 //! comments on fields are the descriptions editors show.
 
+pub mod develop;
 pub mod forms;
 pub mod ports;
 pub mod units;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use develop::{Develop, WatchAction, WatchExec, WatchRule};
 pub use forms::{
     Build, BuildTable, CommandLine, Condition, Cpus, Dependency, DependsOn, HealthTest, KeyValues,
     Restart, ServiceNetwork, ServiceNetworks, SignalName, StringList,
@@ -122,6 +124,9 @@ pub struct Service {
     /// The service only runs when one of these profiles is active.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// Development workflow: `develop.watch` rules for `berth watch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub develop: Option<Develop>,
 }
 
 fn is_empty_list(l: &StringList) -> bool {
