@@ -40,6 +40,26 @@ fn lock_path(root: &Path) -> PathBuf {
 
 const LOCK: &str = ".lock";
 
+/// Makes the leases directory and its lock file, when the store is opened:
+/// a first lease or collection then changes nothing but its own file.
+pub fn prepare(root: &Path) -> Result<(), StateError> {
+    let dir = leases_dir(root);
+    let io = |source| StateError::Write {
+        path: dir.clone(),
+        source,
+    };
+    if !lock_path(root).exists() {
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_path(root))
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
 /// This process's lease in the image store of a state root, held while
 /// the value lives; nested leases share one file.
 #[derive(Debug)]

@@ -167,6 +167,7 @@ impl ImageStore {
             }
         }
         std::fs::create_dir_all(store.layers.join("l")).map_err(io(&store.layers))?;
+        lease::prepare(root.path())?;
         Ok(store)
     }
 
