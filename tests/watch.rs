@@ -433,6 +433,21 @@ target = "/app/src"
     std::fs::write(p.dir.join("berth.toml"), manifest("three")).unwrap();
     w.until("recreated after the fix", || env(&p) == "three");
 
+    // An env_file added, then edited: each edit is applied.
+    p.write("web.env", "FROM_FILE=first\n");
+    let with_env_file = manifest("three").replace(
+        "stop_signal = \"KILL\"",
+        "stop_signal = \"KILL\"\nenv_file = \"./web.env\"",
+    );
+    std::fs::write(p.dir.join("berth.toml"), with_env_file).unwrap();
+    let from_file = |p: &Project| {
+        let out = p.run(&["exec", &p.web(), "sh", "-c", "echo $FROM_FILE"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    w.until("the env_file applied", || from_file(&p) == "first");
+    p.write("web.env", "FROM_FILE=second\n");
+    w.until("the env_file's edit applied", || from_file(&p) == "second");
+
     let status = w.interrupt();
     assert!(status.success(), "{status:?}\n{}", w.log());
 }

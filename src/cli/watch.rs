@@ -3,7 +3,7 @@
 //! (<https://docs.docker.com/compose/how-tos/file-watch/>).
 //!
 //! First does what `up -d` does (unless `--no-up`), then watches the
-//! services' `develop.watch` paths and the manifest files and `.env`
+//! services' `develop.watch` paths and the manifest files, `.env` and `env_file`s
 //! ([`crate::watch::events`]). For each debounced batch of changes:
 //!
 //! - a service any of whose `rebuild` rules is hit is rebuilt through the
@@ -15,7 +15,7 @@
 //!   replica ([`crate::watch::write`]), then `sync+restart`/`restart`
 //!   restart the service's containers and `sync+exec` runs its command in
 //!   each running replica;
-//! - a change to a manifest file or `.env` re-loads the project, prints the
+//! - a change to a manifest file, `.env` or an `env_file` re-loads the project, prints the
 //!   plan and applies it (as `up -d`); a manifest that no longer loads is
 //!   reported (`berth.toml:3:9: …`) and watch goes on with the project as
 //!   it was.
@@ -444,7 +444,7 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// The manifest or `.env` changed: load, plan and apply again.
+    /// The manifest, `.env` or an `env_file` changed: load, plan and apply again.
     fn reload(&mut self) {
         eprintln!("Project configuration changed, reloading");
         // A manifest that does not load leaves everything as it was.
@@ -482,11 +482,20 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The manifest files of the project and its `.env`.
+/// The manifest files of the project, its `.env` and the services'
+/// `env_file`s.
 fn config_files(args: &ProjectArgs) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = args.load()?;
     let mut files = loaded.files.clone();
     files.push(loaded.project_dir.join(".env"));
+    for svc in loaded.manifest.services.values() {
+        for file in &svc.env_file.0 {
+            let path = crate::project::load::normalise_path(&loaded.project_dir.join(file));
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+    }
     Ok(files)
 }
 
