@@ -380,6 +380,34 @@ path = "./src"
     assert_eq!(p.containers()[0].2, "running");
 }
 
+/// Ctrl-C during a rebuild stops the build (its RUN is killed) and ends
+/// watch with status 0; no build container is left, the project runs on.
+#[test]
+fn ctrl_c_stops_a_rebuild_in_progress() {
+    let manifest = r#"
+[services.web]
+build = "."
+stop_signal = "KILL"
+
+[[services.web.develop.watch]]
+action = "rebuild"
+path = "./src"
+"#;
+    // The RUN takes long only once src/slow exists.
+    let dockerfile = "FROM busybox\nCOPY src /app/src\nRUN if [ -e /app/src/slow ]; then echo slow-build-started; sleep 300; fi\nCMD [\"sleep\", \"100000\"]\n";
+    let p = Project::new(manifest, dockerfile);
+    let mut w = p.watch(&[]);
+    let id = p.web_id();
+    p.write("src/slow", "yes");
+    w.wait_for("slow-build-started");
+    let status = w.interrupt();
+    assert!(status.success(), "{status:?}\n{}", w.log());
+    assert!(w.log().contains("Watch disabled"), "{}", w.log());
+    // Only the project's container is left, unchanged and running.
+    assert_eq!(p.ids(), vec![id], "a build container was left behind");
+    assert_eq!(p.containers()[0].2, "running");
+}
+
 #[test]
 fn manifest_edits_are_applied_and_broken_ones_reported() {
     let manifest = |value: &str| {

@@ -800,7 +800,7 @@ pub(crate) fn resolve_with_images(
         if let Some(spec) = &svc.spec.build {
             match (build, &found) {
                 (BuildPolicy::Always, _) | (BuildPolicy::Missing, None) => {
-                    let img = build_service(&root, name, image, spec, false, false)?;
+                    let img = build_service(&root, name, image, spec, false, false, None)?;
                     digests.insert(image.clone(), img.id.to_string());
                     continue;
                 }
@@ -842,6 +842,7 @@ pub(crate) fn build_service(
     spec: &crate::project::model::BuildSpec,
     no_cache: bool,
     pull: bool,
+    interrupted: Option<&'static AtomicBool>,
 ) -> anyhow::Result<crate::image::store::Image> {
     let tag = Reference::parse(image)
         .map_err(|e| anyhow!("service {service}: invalid image name {image:?}: {e}"))?;
@@ -854,6 +855,7 @@ pub(crate) fn build_service(
         target: spec.target.clone(),
         no_cache,
         pull,
+        interrupted,
         ..Default::default()
     };
     crate::build::engine::build(root, &req, &mut std::io::stderr())
@@ -1343,7 +1345,15 @@ fn build(ctx: &Context, project: &ProjectArgs, a: ComposeBuild) -> anyhow::Resul
         };
         let mut spec = spec.clone();
         spec.args.extend(extra.clone());
-        build_service(&root, name, &svc.spec.image, &spec, a.no_cache, a.pull)?;
+        build_service(
+            &root,
+            name,
+            &svc.spec.image,
+            &spec,
+            a.no_cache,
+            a.pull,
+            None,
+        )?;
     }
     Ok(())
 }

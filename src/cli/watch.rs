@@ -380,7 +380,20 @@ impl<'a> Session<'a> {
                 eprintln!("error: service {name:?} has no `build`; cannot rebuild it");
                 continue;
             };
-            match compose::build_service(&root, name, &svc.spec.image, spec, false, false) {
+            // Ctrl-C stops a build at its next step (a RUN is killed).
+            let built_image = compose::build_service(
+                &root,
+                name,
+                &svc.spec.image,
+                spec,
+                false,
+                false,
+                Some(&INTERRUPTED),
+            );
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return;
+            }
+            match built_image {
                 Ok(img) => {
                     built.push(name.clone());
                     let new = img.id.to_string();
