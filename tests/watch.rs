@@ -114,9 +114,16 @@ impl Project {
 
     /// Starts `berth watch ARGS` with its output in a file.
     fn watch(&self, args: &[&str]) -> Watch {
+        let mut verb = vec!["watch"];
+        verb.extend_from_slice(args);
+        self.watch_with(&verb)
+    }
+
+    /// Starts `berth ARGS` (`watch …` or `up --watch …`), output in a file.
+    fn watch_with(&self, args: &[&str]) -> Watch {
         let log = self.dir.parent().unwrap().join("watch.log");
         let file = std::fs::File::create(&log).unwrap();
-        let mut cmd = self.cmd(&["watch"]);
+        let mut cmd = self.cmd(&[]);
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
@@ -406,6 +413,36 @@ path = "./src"
     // Only the project's container is left, unchanged and running.
     assert_eq!(p.ids(), vec![id], "a build container was left behind");
     assert_eq!(p.containers()[0].2, "running");
+}
+
+/// `up --watch` in the foreground: the services' logs with their prefixes
+/// beside watch's lines; Ctrl-C ends both and stops the project (130), as a
+/// foreground `up` does.
+#[test]
+fn up_watch_in_the_foreground_follows_logs_and_ctrl_c_stops() {
+    let manifest = r#"
+[services.web]
+build = "."
+stop_signal = "KILL"
+command = ["sh", "-c", "echo hello-from-web; exec sleep 100000"]
+
+[[services.web.develop.watch]]
+action = "sync"
+path = "./src"
+target = "/app/src"
+"#;
+    let p = Project::new(manifest, DOCKERFILE);
+    let mut w = p.watch_with(&["up", "--watch"]);
+    w.wait_for("web-1 | hello-from-web");
+    p.write("src/new", "synced");
+    w.until("the sync", || {
+        p.cat("/app/src/new").as_deref() == Some("synced")
+    });
+    let status = w.interrupt();
+    assert_eq!(status.code(), Some(130), "{}", w.log());
+    let cs = p.containers();
+    assert_eq!(cs.len(), 1);
+    assert_ne!(cs[0].2, "running", "Ctrl-C stops the project: {cs:?}");
 }
 
 #[test]

@@ -73,7 +73,7 @@ pub struct UpArgs {
     /// Don't build an image, even if it's missing
     #[arg(long = "no-build")]
     pub no_build: bool,
-    /// Watch source code and rebuild/refresh containers when files are updated (as `berth watch`; implies -d)
+    /// Watch source code and rebuild/refresh containers when files are updated (as `berth watch`), following the logs unless -d
     #[arg(long)]
     pub watch: bool,
     /// Only these services (and what they depend on)
@@ -909,13 +909,99 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
     if args.wait {
         wait_ready(&backend, &selected, Duration::from_secs(args.wait_timeout))?;
     }
-    if args.watch {
+    if args.watch && args.detach {
         return super::watch::run(ctx, &args.project, &args.services, false);
+    }
+    if args.watch {
+        return watch_in_foreground(ctx, &args, &backend.root, &desired, &selected);
     }
     if args.wait || args.detach {
         return Ok(());
     }
     follow_until_interrupted(&backend.root, &desired, &selected)
+}
+
+/// `up --watch` without `-d`: the services' logs, prefixed, beside watch's
+/// own lines; Ctrl-C ends watch and stops the project, as a foreground `up`.
+fn watch_in_foreground(
+    ctx: &Context,
+    args: &UpArgs,
+    root: &StateRoot,
+    project: &Project,
+    services: &[String],
+) -> anyhow::Result<()> {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    let logs = {
+        let (root, name, services) = (root.clone(), project.name.clone(), services.to_vec());
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let store = ContainerStore::open(&root)?;
+            let mut follower = LogFollower::new(true, false, None);
+            while !DONE.load(Ordering::SeqCst) {
+                let containers = project_services(&store, &name, &services);
+                follower.poll(&store, &containers, None)?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        })
+    };
+    let watched = super::watch::run(ctx, &args.project, &args.services, false);
+    DONE.store(true, Ordering::SeqCst);
+    let followed = logs
+        .join()
+        .unwrap_or_else(|_| Err(anyhow!("the log follower panicked")));
+    watched?;
+    followed?;
+    let store = ContainerStore::open(root)?;
+    stop_in_order(
+        root,
+        project,
+        services,
+        &project_services(&store, &project.name, services),
+    );
+    Err(Exit::silent(130).into())
+}
+
+/// The containers of the given services of project `name`.
+fn project_services(
+    store: &ContainerStore,
+    name: &str,
+    services: &[String],
+) -> Vec<ProjectContainer> {
+    actual::project_containers(store, name)
+        .into_iter()
+        .filter(|c| services.iter().any(|s| s == c.service()))
+        .collect()
+}
+
+/// Stops the running containers, dependents first (`services` is in
+/// dependency order), each with its service's grace period.
+fn stop_in_order(
+    root: &StateRoot,
+    project: &Project,
+    services: &[String],
+    containers: &[ProjectContainer],
+) {
+    eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+    let mut order: Vec<&ProjectContainer> = containers.iter().collect();
+    order.sort_by_key(|c| std::cmp::Reverse(services.iter().position(|s| s == c.service())));
+    for c in order.into_iter().filter(|c| c.running) {
+        let grace = project
+            .services
+            .get(c.service())
+            .map(|s| s.spec.stop_grace_period.0.as_secs())
+            .unwrap_or(10);
+        eprintln!(" Container {}  Stopping", c.config.name);
+        let _ = berth(
+            root.path(),
+            &[
+                "stop".into(),
+                "-t".into(),
+                grace.to_string(),
+                c.config.id.clone(),
+            ],
+        );
+        eprintln!(" Container {}  Stopped", c.config.name);
+    }
 }
 
 /// Applies a plan as `up` does (warnings, then the executor over
@@ -1002,35 +1088,10 @@ fn follow_until_interrupted(
     let store = ContainerStore::open(root)?;
     let mut follower = LogFollower::new(true, false, None);
     loop {
-        let containers: Vec<ProjectContainer> = actual::project_containers(&store, &project.name)
-            .into_iter()
-            .filter(|c| services.iter().any(|s| s == c.service()))
-            .collect();
+        let containers = project_services(&store, &project.name, services);
         follower.poll(&store, &containers, None)?;
         if INTERRUPTED.load(Ordering::SeqCst) {
-            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-            // Dependents first: `services` is in dependency order.
-            let mut order: Vec<&ProjectContainer> = containers.iter().collect();
-            order
-                .sort_by_key(|c| std::cmp::Reverse(services.iter().position(|s| s == c.service())));
-            for c in order.into_iter().filter(|c| c.running) {
-                let grace = project
-                    .services
-                    .get(c.service())
-                    .map(|s| s.spec.stop_grace_period.0.as_secs())
-                    .unwrap_or(10);
-                eprintln!(" Container {}  Stopping", c.config.name);
-                let _ = berth(
-                    root.path(),
-                    &[
-                        "stop".into(),
-                        "-t".into(),
-                        grace.to_string(),
-                        c.config.id.clone(),
-                    ],
-                );
-                eprintln!(" Container {}  Stopped", c.config.name);
-            }
+            stop_in_order(root, project, services, &containers);
             return Err(Exit::silent(130).into());
         }
         if !containers.is_empty()
