@@ -12,8 +12,8 @@
 //!
 //! So, as Podman's netavark does, where iptables' `FORWARD` chain drops by
 //! default berth inserts two rules per network at its top, through the
-//! `iptables` command (which drives both the nf_tables and the legacy
-//! backend):
+//! `iptables` commands (which drive both the nf_tables and the legacy
+//! backend; both rules in one `iptables-restore --noflush` transaction):
 //!
 //! ```text
 //! -A FORWARD -i BR -m comment --comment TAG -j ACCEPT
@@ -229,8 +229,42 @@ pub fn remove(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
     }
 }
 
+/// Both rules of `bridge` added (`-I`) or removed (`-D`) in one
+/// `iptables-restore --noflush` transaction: one run instead of two.
+pub fn batch(op: &str, table: &str, bridge: &Bridge) -> String {
+    let mut script = String::from("*filter\n");
+    for rule in rules(table, bridge) {
+        script.push_str(&format!("{op} FORWARD {}\n", rule.join(" ")));
+    }
+    script.push_str("COMMIT\n");
+    script
+}
+
+/// Runs `iptables-restore -w --noflush` on `script`; `false` when it could
+/// not run or refused (the caller then goes rule by rule).
+fn restore(script: &str) -> bool {
+    use std::io::Write;
+    let child = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return false;
+    };
+    let written = child
+        .stdin
+        .take()
+        .is_some_and(|mut stdin| stdin.write_all(script.as_bytes()).is_ok());
+    matches!(child.wait(), Ok(s) if s.success()) && written
+}
+
 fn insert(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
     forget_reading();
+    if restore(&batch("-I", table, bridge)) {
+        return Ok(());
+    }
     for rule in rules(table, bridge) {
         let mut args = vec!["-I".to_string(), "FORWARD".to_string()];
         args.extend(rule);
@@ -241,6 +275,11 @@ fn insert(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
 
 fn delete(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
     forget_reading();
+    // One transaction; it fails as a whole when one rule is already gone
+    // (someone flushed the chain), and then each is removed on its own.
+    if restore(&batch("-D", table, bridge)) {
+        return Ok(());
+    }
     for rule in rules(table, bridge) {
         let mut args = vec!["-D".to_string(), "FORWARD".to_string()];
         args.extend(rule);
@@ -283,6 +322,21 @@ mod tests {
         let default = parse("berth", LISTING);
         assert_eq!(default.ours.len(), 1);
         assert_eq!(default.ours[0].name, "berth0");
+    }
+
+    #[test]
+    fn both_rules_go_in_one_restore_transaction() {
+        let b = Bridge {
+            network_id: "0123".into(),
+            name: "br-0123".into(),
+        };
+        assert_eq!(
+            batch("-I", "berth_t", &b),
+            "*filter\n\
+             -I FORWARD -i br-0123 -m comment --comment berth_t:net:0123 -j ACCEPT\n\
+             -I FORWARD -o br-0123 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment berth_t:net:0123 -j ACCEPT\n\
+             COMMIT\n"
+        );
     }
 
     #[test]
