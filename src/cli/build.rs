@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -85,37 +84,18 @@ pub fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         pull: args.pull,
         quiet: args.quiet,
         network: args.network.clone(),
-        interrupted: Some(&INTERRUPTED),
+        // SIGINT/SIGTERM: the build stops before its next step and removes
+        // its build container (the signal also reaches the container through
+        // `berth start -a`, which is in our process group).
+        interrupted: Some(&super::interrupt::INTERRUPTED),
     })
-}
-
-/// Set by SIGINT/SIGTERM: the build stops before its next step and removes
-/// its build container (the signal also reaches the container through
-/// `berth start -a`, which is in our process group).
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn catch_interrupts() {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for s in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        let _ = unsafe { sigaction(s, &action) };
-    }
 }
 
 /// `berth build`.
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<()> {
     let req = request(&args)?;
     let root = ctx.root()?;
-    catch_interrupts();
+    super::interrupt::catch();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match engine::build(&root, &req, &mut out) {

@@ -1062,35 +1062,19 @@ fn wait_ready(backend: &CliBackend, services: &[String], timeout: Duration) -> a
     }
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// Foreground `up`: follows every service's log; Ctrl-C stops the project.
 fn follow_until_interrupted(
     root: &StateRoot,
     project: &Project,
     services: &[String],
 ) -> anyhow::Result<()> {
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-    }
+    super::interrupt::catch();
     let store = ContainerStore::open(root)?;
     let mut follower = LogFollower::new(true, false, None);
     loop {
         let containers = project_services(&store, &project.name, services);
         follower.poll(&store, &containers, None)?;
-        if INTERRUPTED.load(Ordering::SeqCst) {
+        if super::interrupt::interrupted() {
             stop_in_order(root, project, services, &containers);
             return Err(Exit::silent(130).into());
         }

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod image;
 pub mod info;
 pub mod inspect;
+pub mod interrupt;
 pub mod network;
 pub mod oci;
 pub mod output;

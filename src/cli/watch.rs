@@ -29,7 +29,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -80,12 +79,6 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> anyhow::Result<()> {
     run(ctx, &args.project, &args.services, args.prune)
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// Watches the project until Ctrl-C (the project is already up).
 pub fn run(
     ctx: &Context,
@@ -96,19 +89,9 @@ pub fn run(
     let mut session = Session::new(ctx, project_args, services, prune)?;
     let mut watcher = Watcher::new()?;
     watcher.set_points(session.points())?;
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-        libc::signal(
-            libc::SIGTERM,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-    }
+    super::interrupt::catch();
     eprintln!("Watch enabled");
-    while !INTERRUPTED.load(Ordering::SeqCst) {
+    while !super::interrupt::interrupted() {
         let Some((paths, errors)) = watcher.next(Duration::from_millis(200)) else {
             continue;
         };
@@ -388,9 +371,9 @@ impl<'a> Session<'a> {
                 spec,
                 false,
                 false,
-                Some(&INTERRUPTED),
+                Some(&super::interrupt::INTERRUPTED),
             );
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if super::interrupt::interrupted() {
                 return;
             }
             match built_image {
