@@ -68,18 +68,7 @@ impl Project {
     /// (name, id, state) of the project's containers.
     fn containers(&self) -> Vec<(String, String, String)> {
         let (o, _) = self.ok(&["compose", "ps", "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_str(&o).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    c["Name"].as_str().unwrap().to_string(),
-                    c["ID"].as_str().unwrap().to_string(),
-                    c["State"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+        common::compose_ps_rows(&o)
     }
 
     fn id_of(&self, name: &str) -> String {

@@ -379,16 +379,7 @@ pub fn resolve(
             BuildSpec {
                 context: absolute(&loaded.project_dir, &expand_home(&b.context, vars)),
                 dockerfile: b.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
-                args: b
-                    .args
-                    .0
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        v.clone()
-                            .or_else(|| vars.get(k).cloned())
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect(),
+                args: b.args.resolve(vars),
                 target: b.target.clone(),
             }
         });
@@ -579,16 +570,7 @@ pub fn resolve(
                     command: e.command.0.clone(),
                     user: e.user.clone(),
                     working_dir: e.working_dir.clone(),
-                    environment: e
-                        .environment
-                        .0
-                        .iter()
-                        .filter_map(|(k, v)| {
-                            v.clone()
-                                .or_else(|| vars.get(k).cloned())
-                                .map(|v| (k.clone(), v))
-                        })
-                        .collect(),
+                    environment: e.environment.resolve(vars),
                 }),
             })
             .collect();

@@ -333,14 +333,7 @@ impl Writer<'_> {
                     .map_err(self.err("setting the mode"))?;
                     self.rename_over(dir, &tmp, name)
                 })();
-                if result.is_err() {
-                    let _ = unlinkat(
-                        Some(dir.as_raw_fd()),
-                        tmp.as_str(),
-                        UnlinkatFlags::NoRemoveDir,
-                    );
-                }
-                result
+                Self::discard_on_error(dir, &tmp, result)
             }
             HostKind::Symlink => {
                 let link = std::fs::read_link(host).map_err(self.host_err(host))?;
@@ -360,14 +353,7 @@ impl Writer<'_> {
                     }
                     self.rename_over(dir, &tmp, name)
                 })();
-                if result.is_err() {
-                    let _ = unlinkat(
-                        Some(dir.as_raw_fd()),
-                        tmp.as_str(),
-                        UnlinkatFlags::NoRemoveDir,
-                    );
-                }
-                result
+                Self::discard_on_error(dir, &tmp, result)
             }
             HostKind::Dir => {
                 let meta = std::fs::metadata(host).map_err(self.host_err(host))?;
@@ -433,6 +419,19 @@ impl Writer<'_> {
     }
 
     /// Renames `tmp` over `name` in `dir`, replacing a directory there.
+    /// Removes the temporary `tmp` in `dir` when `result` is an error
+    /// (before it was renamed into place); passes `result` on.
+    fn discard_on_error(
+        dir: &OwnedFd,
+        tmp: &str,
+        result: Result<(), WriteError>,
+    ) -> Result<(), WriteError> {
+        if result.is_err() {
+            let _ = unlinkat(Some(dir.as_raw_fd()), tmp, UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
     fn rename_over(&self, dir: &OwnedFd, tmp: &str, name: &str) -> Result<(), WriteError> {
         let fd = Some(dir.as_raw_fd());
         match renameat(fd, tmp, fd, name) {

@@ -135,6 +135,19 @@ pub fn make_seeded_image(root: &TestRoot) {
     root.ok(&["rm", "mk-seeded"]);
 }
 
+/// (name, id, state) of each container in `compose ps --format json` output.
+pub fn compose_ps_rows(json: &str) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap().to_string();
+            (field("Name"), field("ID"), field("State"))
+        })
+        .collect()
+}
+
 /// Lazily unmounts every mount point at or below `dir` (deepest first).
 pub fn unmount_under(dir: &Path) {
     let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {

@@ -147,6 +147,22 @@ impl<'de> Deserialize<'de> for Scalar {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyValues(pub BTreeMap<String, Option<String>>);
 
+impl KeyValues {
+    /// The values, a name without one taking it from `vars` (the shell's
+    /// environment over `.env`, as Compose does for build args and exec
+    /// environments); names in neither are left out.
+    pub fn resolve(&self, vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| {
+                v.clone()
+                    .or_else(|| vars.get(k).cloned())
+                    .map(|v| (k.clone(), v))
+            })
+            .collect()
+    }
+}
+
 impl<'de> Deserialize<'de> for KeyValues {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
