@@ -434,6 +434,41 @@ target = "/app/src"
     assert_ne!(cs[0].2, "running", "Ctrl-C stops the project: {cs:?}");
 }
 
+/// `initial_sync`: what is already in `path` when watch starts is synced
+/// before the first change (and what the rule ignores is not).
+#[test]
+fn initial_sync_copies_the_whole_path_at_start() {
+    let manifest = r#"
+[services.web]
+build = "."
+stop_signal = "KILL"
+
+[[services.web.develop.watch]]
+action = "sync"
+path = "./live"
+target = "/srv/live"
+ignore = ["*.log"]
+initial_sync = true
+"#;
+    let p = Project::new(manifest, DOCKERFILE);
+    p.write("live/before/deep.txt", "was there");
+    p.write("live/debug.log", "ignored");
+    let mut w = p.watch(&[]);
+    // "Watch enabled" is printed after the initial sync.
+    assert!(w.log().contains("initial sync"), "{}", w.log());
+    assert_eq!(
+        p.cat("/srv/live/before/deep.txt").as_deref(),
+        Some("was there")
+    );
+    assert_eq!(
+        p.cat("/srv/live/debug.log"),
+        None,
+        "an ignored file was synced"
+    );
+    let status = w.interrupt();
+    assert!(status.success(), "{status:?}\n{}", w.log());
+}
+
 #[test]
 fn manifest_edits_are_applied_and_broken_ones_reported() {
     let manifest = |value: &str| {

@@ -90,6 +90,7 @@ pub fn run(
     let mut watcher = Watcher::new()?;
     watcher.set_points(session.points())?;
     super::interrupt::catch();
+    session.initial_sync();
     eprintln!("Watch enabled");
     while !super::interrupt::interrupted() {
         let Some((paths, errors)) = watcher.next(Duration::from_millis(200)) else {
@@ -156,6 +157,42 @@ impl<'a> Session<'a> {
         watch_points(&rule_paths, &self.config_files, &host_kind)
     }
 
+    /// The rules with `initial_sync`: all of their path into every running
+    /// replica, before the first change is awaited.
+    fn initial_sync(&self) {
+        for rule in self.rules.rules.iter().filter(|r| r.initial_sync) {
+            let service = &rule.service;
+            let containers = match self.containers(service) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: service {service:?}: {e:#}");
+                    continue;
+                }
+            };
+            let running: Vec<&ProjectContainer> = containers.iter().filter(|c| c.running).collect();
+            if running.is_empty() {
+                eprintln!("warning: service {service:?} has no running container to sync to");
+                continue;
+            }
+            eprintln!(
+                "Syncing service {service:?}: initial sync of {}",
+                rule.path.display()
+            );
+            let owner = self.owner_of(service);
+            self.sync_rule(rule, &[PathBuf::new()], &running, owner);
+        }
+    }
+
+    /// Who owns what a sync creates in `service`'s containers.
+    fn owner_of(&self, service: &str) -> Owner {
+        Owner::from_user(
+            self.project
+                .services
+                .get(service)
+                .and_then(|s| s.spec.user.as_deref()),
+        )
+    }
+
     /// Handles one batch of changed host paths.
     fn handle(&mut self, paths: &BTreeSet<PathBuf>) {
         // Hits by rule, in rule order.
@@ -212,12 +249,7 @@ impl<'a> Session<'a> {
                 "Syncing service {service:?} after {n} {} detected",
                 if n == 1 { "change was" } else { "changes were" }
             );
-            let owner = Owner::from_user(
-                self.project
-                    .services
-                    .get(service)
-                    .and_then(|s| s.spec.user.as_deref()),
-            );
+            let owner = self.owner_of(service);
             if running.is_empty() {
                 eprintln!("warning: service {service:?} has no running container to sync to");
             }

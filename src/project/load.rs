@@ -472,6 +472,14 @@ fn check_watch_rule(
             format!("`exec` is only used by action `sync+exec`, not by `{action}`: remove it or use \"sync+exec\""),
         )),
     }
+    if rule.initial_sync && !action.syncs() {
+        out.push((
+            Some("initial_sync"),
+            format!(
+                "`initial_sync` is only used by the sync actions, not by `{action}`: remove it"
+            ),
+        ));
+    }
     if action == WatchAction::Rebuild && service.build.is_none() {
         out.push((
             Some("action"),

@@ -91,6 +91,9 @@ pub struct WatchSpec {
     /// `sync+exec`'s command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<WatchExecSpec>,
+    /// Sync all of `path` when watch starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initial_sync: bool,
 }
 
 /// The command of a `sync+exec` rule.
@@ -572,6 +575,7 @@ pub fn resolve(
                     working_dir: e.working_dir.clone(),
                     environment: e.environment.resolve(vars),
                 }),
+                initial_sync: rule.initial_sync,
             })
             .collect();
         services.insert(

@@ -53,6 +53,8 @@ pub struct Rule {
     pub path: PathBuf,
     pub target: Option<String>,
     pub exec: Option<WatchExecSpec>,
+    /// Sync all of `path` when watch starts.
+    pub initial_sync: bool,
     ignore: DockerIgnore,
     /// The build context and its `.dockerignore`.
     context: Option<(PathBuf, DockerIgnore)>,
@@ -102,6 +104,7 @@ impl Rule {
             path: spec.path.clone(),
             target: spec.target.clone(),
             exec: spec.exec.clone(),
+            initial_sync: spec.initial_sync,
             ignore,
             context,
         })
@@ -232,6 +235,7 @@ mod tests {
             target: action.syncs().then(|| "/app".to_string()),
             ignore: ignore.iter().map(|s| s.to_string()).collect(),
             exec: None,
+            initial_sync: false,
         }
     }
 

@@ -11,6 +11,7 @@
 //! path = "./src"               # relative to the project directory
 //! target = "/app/src"          # for the sync actions
 //! ignore = ["*.tmp", "node_modules/"]
+//! initial_sync = true          # sync all of path when watch starts
 //! ```
 //!
 //! The checks across keys (`target` only and always for the sync actions,
@@ -50,6 +51,10 @@ pub struct WatchRule {
     /// The command `sync+exec` runs in each container after syncing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<WatchExec>,
+    /// Sync the whole of `path` into the containers when watch starts, not
+    /// only what changes later (the sync actions only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub initial_sync: bool,
 }
 
 /// The command a `sync+exec` rule runs.
