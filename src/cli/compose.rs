@@ -347,9 +347,7 @@ pub(crate) fn berth(root: &Path, args: &[String]) -> Result<String, String> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| {
-            l.strip_prefix("error: ")
-                .or_else(|| l.strip_prefix("Error response from daemon: "))
-                .unwrap_or(l)
+            l.strip_prefix("error: ").unwrap_or(l)
         })
         .collect();
     if lines.is_empty() {

@@ -884,7 +884,7 @@ pub fn start(ctx: &Context, args: StartArgs) -> anyhow::Result<()> {
             if args.attach {
                 return Err(e);
             }
-            eprintln!("Error response from daemon: {e:#}");
+            eprintln!("error: {e:#}");
             failed = true;
         }
     }
@@ -998,7 +998,7 @@ pub fn each(items: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> 
         match f(q) {
             Ok(()) => println!("{q}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
+                eprintln!("error: {e:#}");
                 failed = true;
             }
         }
@@ -1137,7 +1137,7 @@ fn each_quiet(
     let mut failed = false;
     for q in items {
         if let Err(e) = f(q) {
-            eprintln!("Error response from daemon: {e:#}");
+            eprintln!("error: {e:#}");
             failed = true;
         }
     }
