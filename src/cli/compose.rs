@@ -346,9 +346,7 @@ pub(crate) fn berth(root: &Path, args: &[String]) -> Result<String, String> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| {
-            l.strip_prefix("error: ").unwrap_or(l)
-        })
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
         .collect();
     if lines.is_empty() {
         return Err(format!("berth {} failed ({})", args[0], out.status));
