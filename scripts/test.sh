@@ -42,4 +42,20 @@ systemctl disable --now docker-registry >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo build --all-targets --locked
+before=$(mktemp); after=$(mktemp)
+trap 'rm -f "$before" "$after"' EXIT
+bash scripts/leftovers.sh | sort > "$before"
 cargo test --locked -- --test-threads="${BERTH_TEST_THREADS:-4}"
+# Nothing may be left behind: compare berth's kernel objects and processes
+# with those before the suite (a supervisor may take a moment to finish).
+for _ in $(seq 30); do
+  bash scripts/leftovers.sh | sort > "$after"
+  [ -z "$(comm -13 "$before" "$after")" ] && break
+  sleep 0.5
+done
+if [ -n "$(comm -13 "$before" "$after")" ]; then
+  echo "the test suite left these behind:" >&2
+  comm -13 "$before" "$after" >&2
+  exit 1
+fi
+echo "nothing left behind (links, nft tables, FORWARD rules, mounts, supervisors, cgroups)"
