@@ -243,52 +243,36 @@ pub fn batch(op: &str, table: &str, bridge: &Bridge) -> String {
 /// Runs `iptables-restore -w --noflush` on `script`; `false` when it could
 /// not run or refused (the caller then goes rule by rule).
 fn restore(script: &str) -> bool {
-    use std::io::Write;
-    let child = Command::new("iptables-restore")
-        .args(["-w", "--noflush"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        return false;
-    };
-    let written = child
-        .stdin
-        .take()
-        .is_some_and(|mut stdin| stdin.write_all(script.as_bytes()).is_ok());
-    matches!(child.wait(), Ok(s) if s.success()) && written
+    super::feed::feed("iptables-restore", &["-w", "--noflush"], script)
+        .is_ok_and(|out| out.status.success())
 }
 
 fn insert(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
-    forget_reading();
-    if restore(&batch("-I", table, bridge)) {
-        return Ok(());
-    }
-    for rule in rules(table, bridge) {
-        let mut args = vec!["-I".to_string(), "FORWARD".to_string()];
-        args.extend(rule);
-        iptables(&args)?;
-    }
-    Ok(())
+    change("-I", table, bridge)
 }
 
 fn delete(table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
+    change("-D", table, bridge)
+}
+
+/// Adds (`-I`) or removes (`-D`) both rules of `bridge`: in one
+/// transaction, or, where that fails (no `iptables-restore`; when removing,
+/// one rule already gone because someone flushed the chain), rule by rule.
+fn change(op: &str, table: &str, bridge: &Bridge) -> Result<(), ForwardError> {
     forget_reading();
-    // One transaction; it fails as a whole when one rule is already gone
-    // (someone flushed the chain), and then each is removed on its own.
-    if restore(&batch("-D", table, bridge)) {
+    if restore(&batch(op, table, bridge)) {
         return Ok(());
     }
     for rule in rules(table, bridge) {
-        let mut args = vec!["-D".to_string(), "FORWARD".to_string()];
+        let mut args = vec![op.to_string(), "FORWARD".to_string()];
         args.extend(rule);
-        // Already gone (someone flushed the chain) is fine.
         match iptables(&args) {
             Ok(_) => {}
+            // Removing a rule that is already gone is fine.
             Err(ForwardError::Iptables { stderr, .. })
-                if stderr.contains("does a matching rule exist") || stderr.contains("Bad rule") => {
-            }
+                if op == "-D"
+                    && (stderr.contains("does a matching rule exist")
+                        || stderr.contains("Bad rule")) => {}
             Err(e) => return Err(e),
         }
     }

@@ -27,6 +27,7 @@
 //! function returning) the set of containers that still exist.
 
 pub mod conntrack;
+pub mod feed;
 pub mod forward_policy;
 pub mod hosts;
 pub mod ipam;

@@ -30,9 +30,8 @@
 //! source to the gateway. The guard rule keeps containers from using
 //! route_localnet to reach the host's loopback services.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::ipam::Ipv4Net;
 use super::portspec::Proto;
@@ -370,20 +369,7 @@ fn nft(args: &[&str]) -> Result<std::process::Output, NatError> {
 /// Applies a script with `nft -f -` (one transaction).
 pub fn apply(script: &str) -> Result<(), NatError> {
     tracing::debug!(script, "nft -f -");
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(NatError::Spawn)?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(script.as_bytes())
-        .map_err(NatError::Spawn)?;
-    let out = child.wait_with_output().map_err(NatError::Spawn)?;
+    let out = super::feed::feed("nft", &["-f", "-"], script).map_err(NatError::Spawn)?;
     if !out.status.success() {
         return Err(NatError::Nft {
             stderr: String::from_utf8_lossy(&out.stderr)
