@@ -70,11 +70,7 @@ pub fn reap_orphans(root: &StateRoot) -> Result<Vec<String>, RunError> {
             continue;
         };
         if !process::alive(builder) {
-            drop(BuildContainer {
-                exe: exe.clone(),
-                root: root.path().to_path_buf(),
-                id: config.id.clone(),
-            });
+            remove(&exe, root.path(), &config.id);
             reaped.push(config.id);
         }
     }
@@ -199,14 +195,19 @@ fn empty_dir(root: &StateRoot) -> Result<PathBuf, RunError> {
 
 impl Drop for BuildContainer {
     fn drop(&mut self) {
-        let _ = self
-            .berth()
-            .args(["rm", "-f", "-v", &self.id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        remove(&self.exe, &self.root, &self.id);
     }
+}
+
+/// `berth rm -f -v ID`: the build container and its anonymous volumes,
+/// whatever state it is in; failures are left to the next build's reaping.
+fn remove(exe: &Path, root: &Path, id: &str) {
+    let _ = berth(exe, root)
+        .args(["rm", "-f", "-v", id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn berth(exe: &Path, root: &Path) -> Command {
