@@ -206,6 +206,19 @@ podman_cleanup() {
   podman_ok=0
 }
 
+# --- the image --------------------------------------------------------------
+
+busybox_rootfs() { # ROOTFS TAR: Debian's busybox-static as a root filesystem at ROOTFS
+  # (also a runc bundle's rootfs) and as a one-layer tarball at TAR, as the tests make it
+  local rootfs=$1 tar=$2 a
+  mkdir -p "$rootfs"/{bin,etc,tmp,proc,sys,dev,root}
+  cp "$(command -v busybox)" "$rootfs/bin/busybox"
+  for a in $("$rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
+  printf 'root:x:0:\n' > "$rootfs/etc/group"
+  tar -C "$rootfs" -cf "$tar" .
+}
+
 # --- the host ---------------------------------------------------------------
 
 engines_umount_under() { # DIR: unmount everything below DIR, deepest first

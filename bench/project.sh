@@ -49,13 +49,7 @@ trap 'exit 143' TERM
 engines_snapshot "$work/engines"
 
 # The busybox image, from Debian's busybox-static.
-rootfs="$work/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in $("$rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
-echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
-echo "root:x:0:" > "$rootfs/etc/group"
-tar -C "$rootfs" -cf "$work/busybox.tar" .
+busybox_rootfs "$work/rootfs" "$work/busybox.tar"
 "$BERTH" --root "$root" import "$work/busybox.tar" busybox >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -57,12 +57,7 @@ engines_snapshot "$work/engines"
 
 # The busybox root filesystem, as the tests make it.
 rootfs="$work/bundle/rootfs"
-mkdir -p "$rootfs"/{bin,etc,tmp,proc,sys,dev,root}
-cp /bin/busybox "$rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
-printf 'root:x:0:\n' > "$rootfs/etc/group"
-tar -C "$rootfs" -cf "$work/busybox.tar" .
+busybox_rootfs "$rootfs" "$work/busybox.tar"
 
 # berth: an image when the image store can import one, else --rootfs.
 image=(--rootfs "$rootfs")
