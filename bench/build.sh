@@ -59,14 +59,9 @@ cleanup() {
     "$DOCKER" image prune -af >/dev/null 2>&1
     "$DOCKER" builder prune -af >/dev/null 2>&1
   fi
-  engines_cleanup
-  engines_umount_under "$work"
-  rm -rf "$work"
+  engines_end "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-engines_snapshot "$work/engines"
+engines_begin "$work" cleanup
 
 # The busybox image, from Debian's busybox-static.
 busybox_rootfs "$work/rootfs" "$work/busybox.tar"

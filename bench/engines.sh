@@ -31,8 +31,9 @@
 #
 # Usage, in a script with `set -euo pipefail`:
 #   source bench/engines.sh
-#   engines_snapshot "$work/engines"     # first, before any engine starts
-#   trap '...; engines_cleanup' EXIT
+#   cleanup() { set +e; ...the bench's own...; engines_end "$work"; }
+#   engines_begin "$work" cleanup        # first, before any engine starts
+#   busybox_rootfs "$work/rootfs" "$work/busybox.tar"
 #   docker_start  || echo "docker: not measured: $docker_why"
 #   podman_setup  || echo "podman: not measured: $podman_why"
 #   docker_import_tar ROOTFS.tar busybox / podman_import_tar ROOTFS.tar busybox
@@ -238,6 +239,21 @@ engines_restore_tables() { # CMD SNAPSHOT FAMILY: put CMD's tables back as in SN
       grep -qx "\*$t" "$before" || nft delete table "$family" "$t" 2>/dev/null || true
     done
   fi
+}
+
+engines_begin() { # WORK CLEANUP: run the function CLEANUP on exit, Ctrl-C and TERM
+  # included, then record the host's state in WORK/engines
+  trap "$2" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  engines_snapshot "$1/engines"
+}
+
+engines_end() { # WORK: the end of a bench's CLEANUP: undo what the engines did to the
+  # host, unmount what is left under WORK and remove it
+  engines_cleanup
+  engines_umount_under "$1"
+  rm -rf "$1"
 }
 
 engines_cleanup() { # undo what the engines did to the host (call from the EXIT trap)

@@ -51,14 +51,9 @@ cleanup() {
   set +e
   [ -z "${socat_pid:-}" ] || kill "$socat_pid" 2>/dev/null
   "$berth" rm -f bench-direct bench-published >/dev/null 2>&1
-  engines_cleanup
-  engines_umount_under "$work"
-  rm -rf "$work"
+  engines_end "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-engines_snapshot "$work/engines"
+engines_begin "$work" cleanup
 hostip=$(ip -4 -o addr show scope global | awk '$2 !~ /^(br-|berth|bv|docker|podman|veth)/ {split($4,a,"/"); print a[1]; exit}')
 
 mkdir -p "$rootfs"/{bin,etc,tmp,proc,sys,dev,var/www}

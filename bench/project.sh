@@ -39,14 +39,9 @@ name="bench$(od -An -N3 -tx1 /dev/urandom | tr -d ' ')"
 cleanup() {
   set +e
   (cd "$work/berth" && "$BERTH" --root "$root" down -t 0 -p "$name") >/dev/null 2>&1
-  engines_cleanup
-  engines_umount_under "$work"
-  rm -rf "$work"
+  engines_end "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-engines_snapshot "$work/engines"
+engines_begin "$work" cleanup
 
 # The busybox image, from Debian's busybox-static.
 busybox_rootfs "$work/rootfs" "$work/busybox.tar"

@@ -46,14 +46,9 @@ root="$work/root"
 cleanup() {
   set +e
   "$berth" --root "$root" rm -f $("$berth" --root "$root" ps -aq 2>/dev/null) >/dev/null 2>&1
-  engines_cleanup
-  engines_umount_under "$work"
-  rm -rf "$work"
+  engines_end "$work"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-engines_snapshot "$work/engines"
+engines_begin "$work" cleanup
 
 # The busybox root filesystem, as the tests make it.
 rootfs="$work/bundle/rootfs"
