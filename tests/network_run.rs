@@ -45,14 +45,7 @@ impl Env {
         self.root.cmd().args(self.args(args)).output().unwrap()
     }
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::succeeded(args, &self.run(args))
     }
     fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);

@@ -68,16 +68,7 @@ impl Engine {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {:?} failed ({:?})\nstdout: {}\nstderr: {}",
-            args,
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::succeeded(args, &self.run(args))
     }
 
     /// Runs and returns (exit code, stdout, stderr).

@@ -56,16 +56,7 @@ impl TestRoot {
 
     /// Runs `berth ARGS...`, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {:?} failed ({:?})\nstdout: {}\nstderr: {}",
-            args,
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(args, &self.run(args))
     }
 
     /// Runs `berth ARGS...`, asserts failure, returns stderr.
@@ -133,6 +124,20 @@ pub fn make_seeded_image(root: &TestRoot) {
     ]);
     root.ok(&["commit", "-c", "VOLUME /seed", "mk-seeded", "seeded"]);
     root.ok(&["rm", "mk-seeded"]);
+}
+
+/// Asserts that `berth ARGS` (whose output is `out`) succeeded, showing its
+/// exit code and both streams if not; returns its stdout.
+pub fn succeeded(args: &[&str], out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth {:?} failed ({:?})\nstdout: {}\nstderr: {}",
+        args,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// (name, id, state) of each container in `compose ps --format json` output.
