@@ -1076,15 +1076,13 @@ impl Supervisor {
         let cfg = self.config.health.clone().unwrap_or_default();
         let schedule = Schedule::of(&cfg);
         let retries = if cfg.retries == 0 { 3 } else { cfg.retries };
-        let since_start = self
-            .store
-            .state(self.id())?
-            .started_at
-            .and_then(|t| (entry.start - t).to_std().ok())
-            .unwrap_or(Duration::MAX);
         let id = self.id().to_string();
         let mut starting = false;
         self.store.update_state(&id, |s| {
+            let since_start = s
+                .started_at
+                .and_then(|t| (entry.start - t).to_std().ok())
+                .unwrap_or(Duration::MAX);
             let h = s.health.get_or_insert_with(|| Health {
                 status: "starting".into(),
                 ..Default::default()
