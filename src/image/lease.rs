@@ -40,8 +40,9 @@ fn lock_path(root: &Path) -> PathBuf {
 
 const LOCK: &str = ".lock";
 
-/// Makes the leases directory and its lock file, when the store is opened:
-/// a first lease or collection then changes nothing but its own file.
+/// Makes the leases directory and its lock file (if missing). The store
+/// calls it when it is opened, so a first lease or collection then changes
+/// nothing but its own file; both call it too, for a store opened earlier.
 pub fn prepare(root: &Path) -> Result<(), StateError> {
     let dir = leases_dir(root);
     let io = |source| StateError::Write {
@@ -84,14 +85,12 @@ pub fn hold(root: &Path) -> Result<Lease, StateError> {
     };
     let file = leases_dir(root).join(me);
     if *count == 0 {
-        let dir = leases_dir(root);
-        let io = |source| StateError::Write {
-            path: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        prepare(root)?;
         let _shared = StateLock::acquire_shared(&lock_path(root))?;
-        std::fs::write(&file, b"").map_err(io)?;
+        std::fs::write(&file, b"").map_err(|source| StateError::Write {
+            path: file.clone(),
+            source,
+        })?;
     }
     *count += 1;
     Ok(Lease {
@@ -126,11 +125,8 @@ pub struct Collection {
 /// making their leases, removes the leases of dead processes, and says
 /// whether a live one (other than this process's own) remains.
 pub fn collect(root: &Path) -> Result<Collection, StateError> {
+    prepare(root)?;
     let dir = leases_dir(root);
-    std::fs::create_dir_all(&dir).map_err(|source| StateError::Write {
-        path: dir.clone(),
-        source,
-    })?;
     let lock = StateLock::acquire(&lock_path(root))?;
     let me = process::own_identity();
     let mut writers = false;
