@@ -382,15 +382,16 @@ impl Networks {
         }
         let last = self.list()?.iter().all(|n| n.id == rec.id);
         if last {
-            // The table goes, and every rule with it: no need to find this
-            // network's rules first.
+            // The table goes below, and every rule with it: no need to find
+            // this network's rules first.
             self.remove_forward_rules(&rec);
             link::delete_link(&rec.bridge)?;
-            store::delete(&self.root, &rec)?;
-            self.nat.delete_table()?;
         } else {
             self.teardown_kernel(&rec)?;
-            store::delete(&self.root, &rec)?;
+        }
+        store::delete(&self.root, &rec)?;
+        if last {
+            self.nat.delete_table()?;
         }
         Ok(rec)
     }
