@@ -67,7 +67,7 @@ impl Project {
 
     /// (name, id, state) of the project's containers.
     fn containers(&self) -> Vec<(String, String, String)> {
-        let (o, _) = self.ok(&["compose", "ps", "--format", "json"]);
+        let (o, _) = self.ok(&["compose", "ps", "-a", "--format", "json"]);
         common::compose_ps_rows(&o)
     }
 

@@ -78,7 +78,7 @@ impl Project {
 
     /// (name, id, state) of the project's containers.
     fn containers(&self) -> Vec<(String, String, String)> {
-        let o = self.ok(&["compose", "ps", "--format", "json"]);
+        let o = self.ok(&["compose", "ps", "-a", "--format", "json"]);
         common::compose_ps_rows(&o)
     }
 

@@ -235,10 +235,13 @@ pub struct ComposeBuild {
 
 #[derive(Debug, clap::Args)]
 pub struct ComposePs {
+    /// Show all containers, stopped ones too (default: running only)
+    #[arg(short = 'a', long)]
+    pub all: bool,
     /// Only display container IDs
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Print JSON
+    /// Format output: table, json, a Go template ('{{json .}}'), or 'table TEMPLATE'
     #[arg(long)]
     pub format: Option<String>,
     pub services: Vec<String>,
@@ -1400,46 +1403,56 @@ fn build(ctx: &Context, project: &ProjectArgs, a: ComposeBuild) -> anyhow::Resul
 }
 
 fn ps(ctx: &Context, project: &ProjectArgs, a: ComposePs) -> anyhow::Result<()> {
-    let (_, p, cs) = containers_of(ctx, project, &a.services)?;
+    let (root, p, cs) = containers_of(ctx, project, &a.services)?;
+    // Compose lists running containers unless -a asks for all.
+    let cs: Vec<_> = cs.into_iter().filter(|c| a.all || c.running).collect();
     if a.quiet {
         for c in &cs {
             println!("{}", c.config.id);
         }
         return Ok(());
     }
-    if ctx.global.json || a.format.as_deref() == Some("json") {
-        let v: Vec<serde_json::Value> = cs
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "ID": c.config.id, "Name": c.config.name, "Project": p.name,
-                    "Service": c.service(), "Image": c.config.image,
-                    "State": if c.running { "running" } else { c.state.status.as_str() },
-                    "Health": c.health().unwrap_or(""), "ExitCode": c.state.exit_code,
-                })
+    let published = crate::network::Networks::open(&root)?.published(None)?;
+    let objects: Vec<serde_json::Value> = cs
+        .iter()
+        .map(|c| {
+            let obs = super::ps::observe(&c.state);
+            let mine: Vec<_> = published
+                .iter()
+                .filter(|x| x.container_id == c.config.id && c.running)
+                .cloned()
+                .collect();
+            serde_json::json!({
+                "ID": c.config.id, "Name": c.config.name, "Project": p.name,
+                "Service": c.service(), "Image": c.config.image,
+                "Command": super::ps::command_text(&c.config, true),
+                "CreatedAt": c.config.created.to_rfc3339(),
+                "RunningFor": super::output::human_age(c.config.created),
+                "State": if c.running { "running" } else { c.state.status.as_str() },
+                "Status": super::ps::status_text(&c.state, &obs),
+                "Health": c.health().unwrap_or(""), "ExitCode": c.state.exit_code,
+                "Ports": crate::network::store::ps_ports(&mine),
             })
-            .collect();
-        return super::output::print_json(&v);
-    }
-    let mut t = super::Table::new(["NAME", "IMAGE", "SERVICE", "STATUS"]);
-    for c in &cs {
-        let status = if c.running {
-            match c.health() {
-                Some(h) => format!("running ({h})"),
-                None => "running".into(),
-            }
-        } else {
-            format!("{} ({})", c.state.status, c.state.exit_code)
-        };
-        t.row(vec![
-            c.config.name.clone(),
-            c.config.image.clone(),
-            c.service().to_string(),
-            status,
-        ]);
-    }
-    t.print();
-    Ok(())
+        })
+        .collect();
+    super::output::print_listing(
+        ctx,
+        a.format.as_deref(),
+        super::output::JsonShape::Document,
+        &objects,
+        &[
+            ("ID", "CONTAINER ID"),
+            ("Name", "NAME"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("Service", "SERVICE"),
+            ("RunningFor", "CREATED"),
+            ("CreatedAt", "CREATED AT"),
+            ("Status", "STATUS"),
+            ("Ports", "PORTS"),
+        ],
+        "{{.Name}}\t{{.Image}}\t{{.Command}}\t{{.Service}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}",
+    )
 }
 
 fn exec(ctx: &Context, project: &ProjectArgs, a: ComposeExec) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use super::output::{human_age, human_size, print_json};
-use super::{Context, Exit, OutputFormat, Table};
+use super::{Context, Exit};
 use crate::image::archive::{self, ArchiveFormat};
 use crate::image::import::{self, ImportOptions};
 use crate::image::store::Removal;
@@ -73,7 +73,7 @@ pub struct ImagesArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// Output format: table or json
+    /// Format output: table, json, a Go template ('{{json .}}'), or 'table TEMPLATE'
     #[arg(long)]
     pub format: Option<String>,
     /// Only images of this repository (and tag)
@@ -381,48 +381,47 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if ctx.format(args.format.as_deref()) == OutputFormat::Json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "Repository": r.repo,
-                    "Tag": r.tag,
-                    "Digest": r.digest,
-                    "ID": short_id(&r.image.id, args.no_trunc),
-                    "CreatedAt": r.image.created.map(|c| c.to_rfc3339()),
-                    "CreatedSince": r.image.created.map(human_age).unwrap_or_else(|| "N/A".into()),
-                    "Size": human_size(r.image.size),
-                    "VirtualSize": r.image.size,
-                })
+    let objects: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "Repository": r.repo,
+                "Tag": r.tag,
+                "Digest": r.digest,
+                "ID": short_id(&r.image.id, args.no_trunc),
+                "CreatedAt": r.image.created.map(|c| c.to_rfc3339()),
+                "CreatedSince": r.image.created.map(human_age).unwrap_or_else(|| "N/A".into()),
+                "Size": human_size(r.image.size),
+                "VirtualSize": r.image.size,
             })
-            .collect();
-        return print_json(&v);
-    }
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if args.digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let mut t = Table::new(header);
-    for r in rows {
-        let mut row = vec![r.repo, r.tag];
-        if args.digests {
-            row.push(r.digest);
-        }
-        row.push(short_id(&r.image.id, args.no_trunc));
-        row.push(
-            r.image
-                .created
-                .map(human_age)
-                .unwrap_or_else(|| "N/A".into()),
-        );
-        row.push(human_size(r.image.size));
-        t.row(row);
-    }
-    t.print();
-    Ok(())
+        })
+        .collect();
+    let default = if args.digests {
+        "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    super::output::print_listing(
+        ctx,
+        args.format.as_deref(),
+        super::output::JsonShape::Document,
+        &objects,
+        IMAGES_COLUMNS,
+        default,
+    )
 }
+
+/// `docker images`'s fields and the headers its tables give them.
+const IMAGES_COLUMNS: &[(&str, &str)] = &[
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("ID", "IMAGE ID"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Size", "SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
 
 pub fn tag(ctx: &Context, args: TagArgs) -> anyhow::Result<()> {
     let store = store(ctx)?;

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod service_names;
 pub mod stream;
 pub mod system;
+pub mod template;
 pub mod volume;
 pub mod watch;
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{Context, Exit, OutputFormat, Table};
+use super::{Context, Exit};
 use crate::network::{CreateOptions, NetworkRecord, Networks};
 use crate::runtime::container::{pid_alive, ContainerStore};
 
@@ -90,7 +90,7 @@ pub struct LsArgs {
     /// Do not truncate the output
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format (table or json)
+    /// Format output: table, json, a Go template ('{{json .}}'), or 'table TEMPLATE'
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -163,26 +163,29 @@ fn ls(ctx: &Context, nets: &Networks, a: LsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match ctx.format(a.format.as_deref()) {
-        OutputFormat::Json => {
-            let v: Vec<_> = all
-                .iter()
-                .map(|r| {
-                    json!({"ID": id(r), "Name": r.name, "Driver": r.driver, "Scope": "local",
-                           "IPv6": false, "Internal": r.internal, "CreatedAt": r.created.to_rfc3339()})
-                })
-                .collect();
-            super::output::print_json(&v)
-        }
-        _ => {
-            let mut t = Table::new(["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
-            for r in &all {
-                t.row([id(r), r.name.clone(), r.driver.clone(), "local".into()]);
-            }
-            t.print();
-            Ok(())
-        }
-    }
+    let objects: Vec<_> = all
+        .iter()
+        .map(|r| {
+            json!({"ID": id(r), "Name": r.name, "Driver": r.driver, "Scope": "local",
+                   "IPv6": false, "Internal": r.internal, "CreatedAt": r.created.to_rfc3339()})
+        })
+        .collect();
+    super::output::print_listing(
+        ctx,
+        a.format.as_deref(),
+        super::output::JsonShape::Document,
+        &objects,
+        &[
+            ("ID", "NETWORK ID"),
+            ("Name", "NAME"),
+            ("Driver", "DRIVER"),
+            ("Scope", "SCOPE"),
+            ("IPv6", "IPV6"),
+            ("Internal", "INTERNAL"),
+            ("CreatedAt", "CREATED AT"),
+        ],
+        "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+    )
 }
 
 fn rm(nets: &Networks, names: &[String]) -> anyhow::Result<()> {

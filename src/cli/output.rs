@@ -122,6 +122,43 @@ pub fn human_age(when: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
+/// How a listing prints as JSON: one object a line (`ps`, as Docker's
+/// `--format json`) or one array (berth's `--json` for the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonShape {
+    Lines,
+    Document,
+}
+
+/// Prints a listing's objects as `--format` asks: the default table
+/// (`default_template`, Docker's own), JSON, or a user's template.
+pub fn print_listing(
+    ctx: &super::Context,
+    format: Option<&str>,
+    shape: JsonShape,
+    objects: &[serde_json::Value],
+    columns: &[(&str, &str)],
+    default_template: &str,
+) -> anyhow::Result<()> {
+    use super::template::{render_rows, Format};
+    let text = match Format::parse(ctx.global.json, format) {
+        Format::Json if shape == JsonShape::Document => {
+            return print_json(objects);
+        }
+        Format::Json => {
+            let mut out = std::io::stdout().lock();
+            for v in objects {
+                writeln!(out, "{v}")?;
+            }
+            return Ok(());
+        }
+        Format::Table => render_rows(default_template, true, objects, columns)?,
+        Format::Template { text, table } => render_rows(&text, table, objects, columns)?,
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::output::{human_age, Table};
-use super::{Context, OutputFormat};
+use super::Context;
 use crate::runtime::container::{pid_alive, ContainerConfig, ContainerState, ContainerStore};
 use crate::runtime::log;
 
@@ -31,7 +31,7 @@ pub struct PsArgs {
     /// Filter output (status=, name=, id=, label=, exited=)
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Format output (json)
+    /// Format output: table, json, a Go template ('{{json .}}'), or 'table TEMPLATE'
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -134,7 +134,8 @@ pub fn status_text(st: &ContainerState, obs: &Observed) -> String {
     }
 }
 
-fn command_text(c: &ContainerConfig, trunc: bool) -> String {
+/// Docker's COMMAND column (quoted, truncated unless --no-trunc).
+pub fn command_text(c: &ContainerConfig, trunc: bool) -> String {
     let cmd = shell_words::join(&c.args);
     let cmd = if trunc && cmd.chars().count() > 20 {
         format!("{}…", cmd.chars().take(19).collect::<String>())
@@ -210,52 +211,46 @@ pub fn ps(ctx: &Context, args: PsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if ctx.format(args.format.as_deref()) == OutputFormat::Json {
-        let mut out = std::io::stdout().lock();
-        for (c, st, obs) in rows {
-            let v = json!({
+    let objects: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(c, st, obs)| {
+            json!({
                 "ID": if args.no_trunc { &c.id[..] } else { &c.id[..12] },
                 "Image": c.image,
-                "Command": command_text(&c, !args.no_trunc),
+                "Command": command_text(c, !args.no_trunc),
                 "CreatedAt": c.created.to_rfc3339(),
                 "RunningFor": ago(Some(c.created)),
                 "State": obs.status,
-                "Status": status_text(&st, &obs),
-                "Ports": ports_of(&c, obs.running),
+                "Status": status_text(st, obs),
+                "Ports": ports_of(c, obs.running),
                 "Names": c.name,
                 "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-            });
-            writeln!(out, "{v}")?;
-        }
-        return Ok(());
-    }
-    let mut t = Table::new([
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ]);
-    for (c, st, obs) in rows {
-        t.row([
-            if args.no_trunc {
-                c.id.clone()
-            } else {
-                c.id[..12].to_string()
-            },
-            c.image.clone(),
-            command_text(&c, !args.no_trunc),
-            human_age(c.created),
-            status_text(&st, &obs),
-            ports_of(&c, obs.running),
-            c.name.clone(),
-        ]);
-    }
-    t.print();
-    Ok(())
+            })
+        })
+        .collect();
+    super::output::print_listing(
+        ctx,
+        args.format.as_deref(),
+        super::output::JsonShape::Lines,
+        &objects,
+        PS_COLUMNS,
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    )
 }
+
+/// `docker ps`'s fields and the headers its tables give them.
+pub const PS_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+];
 
 fn rfc3339(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
@@ -415,7 +410,7 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         None | Some("json") => super::output::print_json(&out)?,
         Some(f) => {
             for v in &out {
-                println!("{}", format_template(f, v)?);
+                println!("{}", super::template::render_one(f, v)?);
             }
         }
     }
@@ -426,43 +421,6 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         return Err(super::Exit::silent(1).into());
     }
     Ok(())
-}
-
-/// Supports Go-template paths like `{{.State.ExitCode}}` and `{{json .State}}`.
-pub fn format_template(f: &str, v: &serde_json::Value) -> anyhow::Result<String> {
-    let mut out = String::new();
-    let mut rest = f;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or_else(|| anyhow!("invalid format {f:?}: unclosed {{{{"))?
-            + start;
-        let expr = rest[start + 2..end].trim();
-        let (json_out, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut cur = v;
-        for key in path
-            .trim_start_matches('.')
-            .split('.')
-            .filter(|k| !k.is_empty())
-        {
-            cur = cur
-                .get(key)
-                .ok_or_else(|| anyhow!("template: no field {key:?} in {path}"))?;
-        }
-        out.push_str(&match (json_out, cur) {
-            (true, c) => c.to_string(),
-            (false, serde_json::Value::String(s)) => s.clone(),
-            (false, serde_json::Value::Null) => "<no value>".into(),
-            (false, c) => c.to_string(),
-        });
-        rest = &rest[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 fn parse_since(s: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -656,6 +614,7 @@ mod tests {
 
     #[test]
     fn templates() {
+        use crate::cli::template::render_one as format_template;
         let v = json!({"State": {"ExitCode": 3, "Status": "exited", "Health": null}, "Name": "/x"});
         assert_eq!(format_template("{{.State.ExitCode}}", &v).unwrap(), "3");
         assert_eq!(

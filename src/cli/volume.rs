@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 
-use super::{Context, Exit, OutputFormat, Table};
+use super::{Context, Exit};
 use crate::runtime::container::ContainerStore;
 use crate::volume::{Volume, VolumeStore};
 
@@ -47,7 +47,7 @@ pub struct LsArgs {
     /// Filter: dangling=true|false, label=KEY[=VALUE], name=SUBSTRING
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Print JSON
+    /// Format output: table, json, a Go template ('{{json .}}'), or 'table TEMPLATE'
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -161,20 +161,22 @@ fn ls(ctx: &Context, a: LsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let store = store(ctx)?;
-    match ctx.format(a.format.as_deref()) {
-        OutputFormat::Json => {
-            let v: Vec<_> = shown.iter().map(|v| describe(&store, v)).collect();
-            super::output::print_json(&v)
-        }
-        OutputFormat::Table => {
-            let mut t = Table::new(["DRIVER", "VOLUME NAME"]);
-            for v in &shown {
-                t.row(["local".to_string(), v.name.clone()]);
-            }
-            t.print();
-            Ok(())
-        }
-    }
+    let objects: Vec<_> = shown.iter().map(|v| describe(&store, v)).collect();
+    super::output::print_listing(
+        ctx,
+        a.format.as_deref(),
+        super::output::JsonShape::Document,
+        &objects,
+        &[
+            ("Driver", "DRIVER"),
+            ("Name", "VOLUME NAME"),
+            ("Mountpoint", "MOUNTPOINT"),
+            ("Scope", "SCOPE"),
+            ("Labels", "LABELS"),
+            ("CreatedAt", "CREATED AT"),
+        ],
+        "{{.Driver}}\t{{.Name}}",
+    )
 }
 
 /// `docker volume inspect`'s shape.
