@@ -204,6 +204,47 @@ fn ps_shows_running_and_ps_a_shows_exited() {
     assert_eq!(v["State"], "running");
 }
 
+/// `--format` takes Docker's Go templates on every listing, as `docker ps`
+/// and `docker images` do (it used to be ignored silently).
+#[test]
+fn listings_take_docker_format_templates() {
+    let e = Engine::new();
+    e.ok(&["run", "--name", "done", "@bb", "true"]);
+    e.ok(&["run", "-d", "--name", "long", "@bb", "sleep", "1000"]);
+    assert_eq!(e.ok(&["ps", "--format", "{{.Names}}"]), "long\n");
+    assert_eq!(
+        e.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]),
+        "long running\ndone exited\n"
+    );
+    let table = e.ok(&["ps", "-a", "--format", "table {{.Names}}\t{{.Image}}"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "NAMES   IMAGE", "{table}");
+    assert_eq!(lines[1], "long    busybox", "{table}");
+    assert_eq!(lines.len(), 3, "{table}");
+    let one: serde_json::Value =
+        serde_json::from_str(&e.ok(&["ps", "--format", "{{json .}}"])).unwrap();
+    assert_eq!(one["Names"], "long");
+    assert_eq!(
+        e.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]),
+        "busybox:latest\n"
+    );
+    let images = e.ok(&["images", "--format", "table {{.Repository}}\t{{.Tag}}"]);
+    assert!(
+        images.starts_with("REPOSITORY   TAG\nbusybox      latest\n"),
+        "{images}"
+    );
+    // The default table is Docker's own template.
+    assert!(e
+        .ok(&["ps"])
+        .starts_with("CONTAINER ID   IMAGE     COMMAND"));
+    let (code, _, err) = e.code(&["ps", "--format", "{{.Nope}}"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("invalid --format template") && err.contains("Nope"),
+        "{err}"
+    );
+}
+
 #[test]
 fn create_then_start_attach_prints_and_reruns() {
     let e = Engine::new();

@@ -68,6 +68,13 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Show where berth keeps its state and what the host supports
     Info,
+    /// Show berth's version and what it is built from
+    Version(info::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(info::CompletionArgs),
+    /// Write berth's man pages (berth.1 and one per command)
+    #[command(name = "__man", hide = true)]
+    Man(info::ManArgs),
     /// Make an image from a rootfs tarball
     Import(image::ImportArgs),
     /// Write images to a tar archive (docker-archive or OCI)
@@ -251,6 +258,7 @@ pub fn main() -> i32 {
         }
     };
     init_logging(&cli.global);
+    quiet_on_broken_pipe();
     let ctx = Context { global: cli.global };
     match run(&ctx, cli.command) {
         Ok(()) => 0,
@@ -258,8 +266,61 @@ pub fn main() -> i32 {
     }
 }
 
+/// A reader that stops early (`berth ps | head -1`) closes the pipe; what is
+/// left to print has nobody to read it, and that is not a failure. Rust
+/// ignores SIGPIPE, so the write fails with EPIPE: through `println!` that
+/// is a panic, which this hook turns into a quiet exit 0; through
+/// `writeln!` an error, which [`report`] treats the same way.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") && stdout_reader_gone() {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// An EPIPE from writing our own output, not from a pipe to a child
+/// process (`nft -f -`), whose failure must still be reported: the error is
+/// a broken pipe and stdout's reader is gone (poll reports POLLERR on a
+/// pipe's write end once no reader is left).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let epipe = err.chain().any(|e| {
+        let kind = e
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                e.downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    });
+    epipe && stdout_reader_gone()
+}
+
+fn stdout_reader_gone() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::POLLOUT)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
+}
+
 /// Prints an error as one line and chooses the exit code.
 pub fn report(err: &anyhow::Error) -> i32 {
+    if is_broken_pipe(err) {
+        return 0;
+    }
     if let Some(exit) = err.downcast_ref::<Exit>() {
         if !exit.message.is_empty() {
             eprintln!("error: {}", exit.message);
@@ -273,6 +334,9 @@ pub fn report(err: &anyhow::Error) -> i32 {
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info => info::run(ctx),
+        Command::Version(a) => info::version(ctx, a),
+        Command::Completion(a) => info::completion(a),
+        Command::Man(a) => info::man(a),
         Command::Import(a) => image::import_cmd(ctx, a),
         Command::Save(a) => image::save(ctx, a),
         Command::Load(a) => image::load(ctx, a),

@@ -95,20 +95,8 @@ pub struct ConfigArgs {
 }
 
 /// Prints the resolved project.
+/// (A reader that stops early, `| head`, is handled by `cli::report`.)
 pub fn config(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
-    match print_config(ctx, args) {
-        // A reader that stops early (`| head`) is not an error.
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-fn print_config(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
     let (loaded, project) = args.project.resolve(&ImageDigests::new())?;
     let mut out = std::io::stdout().lock();
     if args.services {
