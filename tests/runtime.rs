@@ -576,6 +576,91 @@ fn exec_it_through_a_pty() {
     assert!(out.contains("inside-"), "{out}");
 }
 
+/// Docker's exec: TERM=xterm with -t (not the caller's TERM, whose
+/// terminfo the image may lack) unless -e sets it; ctrl-p ctrl-q detaches
+/// and leaves the process running.
+#[test]
+fn exec_it_sets_term_and_detaches_with_ctrl_p_ctrl_q() {
+    let e = Engine::new();
+    e.ok(&["run", "-d", "--name", "c-xt", "@bb", "sleep", "1000"]);
+    let (code, out) = under_pty(
+        &e,
+        &["exec", "-it", "c-xt", "sh", "-c", "echo TERM=$TERM"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("TERM=xterm"), "{out}");
+    assert!(
+        !out.contains("TERM=xterm-"),
+        "the caller's TERM leaked: {out}"
+    );
+    let (_, out) = under_pty(
+        &e,
+        &[
+            "exec",
+            "-it",
+            "-e",
+            "TERM=vt100",
+            "c-xt",
+            "sh",
+            "-c",
+            "echo TERM=$TERM",
+        ],
+        &[],
+    );
+    assert!(out.contains("TERM=vt100"), "{out}");
+    let (code, out) = under_pty(
+        &e,
+        &[
+            "exec",
+            "-it",
+            "c-xt",
+            "sh",
+            "-c",
+            "echo $$ > /tmp/detached.pid; exec sleep 1000",
+        ],
+        &["\x10\x11"],
+    );
+    assert_eq!(code, 0, "detaching is a success: {out}");
+    let pid = e.ok(&["exec", "c-xt", "cat", "/tmp/detached.pid"]);
+    let pid = pid.trim();
+    let alive = e.ok(&[
+        "exec",
+        "c-xt",
+        "sh",
+        "-c",
+        &format!("kill -0 {pid} && echo alive"),
+    ]);
+    assert_eq!(alive.trim(), "alive", "the detached exec keeps running");
+}
+
+/// exec without -t, and health checks, start in the container's working
+/// directory as with Docker (they started in / before).
+#[test]
+fn exec_and_health_checks_start_in_the_working_directory() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c-wd",
+        "-w",
+        "/tmp",
+        "--health-cmd",
+        "test \"$(pwd)\" = /tmp",
+        "--health-interval",
+        "1s",
+        "@bb",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(e.ok(&["exec", "c-wd", "pwd"]), "/tmp\n");
+    assert_eq!(e.ok(&["exec", "-w", "/", "c-wd", "pwd"]), "/\n");
+    eventually("the health check passes in /tmp", || {
+        e.inspect("c-wd", "{{.State.Health.Status}}") == "healthy"
+    });
+}
+
 #[test]
 fn run_i_forwards_stdin() {
     let e = Engine::new();

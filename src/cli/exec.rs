@@ -2,6 +2,9 @@
 //! user and confinement (libcontainer's tenant container).
 //!
 //! Without `-t` the process inherits this command's stdin/stdout/stderr.
+//! It starts in the container's working directory unless `-w` says
+//! otherwise, and with `-t` gets `TERM=xterm` (as Docker) unless `-e` sets
+//! it.
 //! With `-t` it gets a terminal of its own, as with Docker: a new pty in the
 //! container's devpts (the OCI `process.terminal`; libcontainer sends the
 //! master over a console socket), so a shell has job control and its own
@@ -70,13 +73,13 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     let who = args.flags.user.clone().unwrap_or(config.user.clone());
     let u = user::resolve_in_rootfs(&who, &rootfs)?;
     let mut env: HashMap<String, String> = HashMap::new();
-    let mut extra = args.flags.env.clone();
+    // Docker's TERM for a terminal it makes, not the caller's (whose
+    // terminfo the image rarely has); `-e TERM=…` still wins.
+    let mut extra = Vec::new();
     if args.flags.tty {
-        extra.push(format!(
-            "TERM={}",
-            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
-        ));
+        extra.push("TERM=xterm".to_string());
     }
+    extra.extend(args.flags.env.iter().cloned());
     for kv in spec::build_env(
         &config.image_env,
         &config.env,
@@ -91,10 +94,18 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             env.insert(k.to_string(), v.to_string());
         }
     }
-    let cwd = args.flags.workdir.clone().map(std::path::PathBuf::from);
-    if cwd.as_ref().is_some_and(|c| c.is_relative()) {
+    // Without -w, the container's working directory (Docker's rule for
+    // exec, with or without -t).
+    let cwd = std::path::PathBuf::from(
+        args.flags
+            .workdir
+            .clone()
+            .unwrap_or_else(|| config.working_dir().to_string()),
+    );
+    if cwd.is_relative() {
         bail!("the working directory must be an absolute path");
     }
+    let cwd = Some(cwd);
     if args.flags.tty && !args.flags.detach {
         return exec_with_pty(&store, &id, &args, env, cwd, u);
     }
@@ -293,10 +304,13 @@ fn exec_with_pty(
             });
         }
     }
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if args.flags.interactive {
         let mut m = master.try_clone()?;
+        let detached = detached.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
+            let mut keys = super::stream::DetachKeys::default();
             let mut stdin = std::io::stdin().lock();
             loop {
                 match stdin.read(&mut buf) {
@@ -306,7 +320,12 @@ fn exec_with_pty(
                         return;
                     }
                     Ok(n) => {
-                        if m.write_all(&buf[..n]).is_err() {
+                        let (data, detach) = keys.feed(&buf[..n]);
+                        if m.write_all(&data).is_err() {
+                            return;
+                        }
+                        if detach {
+                            detached.store(true, std::sync::atomic::Ordering::SeqCst);
                             return;
                         }
                     }
@@ -315,11 +334,27 @@ fn exec_with_pty(
         });
     }
     // Output until the slave side is closed by every process holding it
-    // (read gives EIO then).
+    // (read gives EIO then), or until the user detaches.
     let mut out = std::io::stdout().lock();
     let mut buf = [0u8; 16 * 1024];
     let mut reader = &master;
     loop {
+        if detached.load(std::sync::atomic::Ordering::SeqCst) {
+            drop(_raw);
+            return keep_running_detached(master);
+        }
+        {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let mut pfd = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&master),
+                PollFlags::POLLIN,
+            )];
+            match poll(&mut pfd, PollTimeout::from(100u16)) {
+                Ok(0) => continue,
+                Err(nix::Error::EINTR) => continue,
+                _ => {}
+            }
+        }
         match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -345,4 +380,57 @@ fn exec_with_pty(
         return Err(Exit::silent(code).into());
     }
     Ok(())
+}
+
+/// After ctrl-p ctrl-q the exec'd process keeps running, as under Docker,
+/// whose daemon holds the terminal. berth has no daemon, and a pty whose
+/// master closes hangs up its processes, so a small detached process
+/// (`berth __pty-drain`, its own session) takes over the master and reads
+/// and discards the output until the process's side closes.
+fn keep_running_detached(master: std::fs::File) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = master.as_raw_fd();
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg("__pty-drain")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2,
+    // setsid) on descriptors we own.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep close-on-exec: clear it instead.
+            let moved = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if moved < 0 || libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .context("handing the exec's terminal to a drain process")?;
+    Ok(())
+}
+
+/// `berth __pty-drain`: reads the terminal master on fd 3 until the other
+/// side closes (see [`keep_running_detached`]).
+pub fn pty_drain() -> anyhow::Result<()> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd 3 was dup2'd for this process by keep_running_detached.
+    let mut master = unsafe { std::fs::File::from_raw_fd(3) };
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(()),
+        }
+    }
 }

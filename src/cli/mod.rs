@@ -156,6 +156,9 @@ pub enum Command {
     Oci(oci::OciCommand),
     #[command(name = "__supervise", hide = true)]
     Supervise(container::SuperviseArgs),
+    /// Holds a detached `exec -it`'s terminal (see cli/exec.rs)
+    #[command(name = "__pty-drain", hide = true)]
+    PtyDrain,
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
@@ -410,5 +413,6 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
         Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
+        Command::PtyDrain => exec::pty_drain(),
     }
 }

@@ -83,6 +83,39 @@ pub fn proxy_signals(forward: impl Fn(nix::sys::signal::Signal) + Send + 'static
     });
 }
 
+/// Docker's detach keys, ctrl-p ctrl-q, found in what the user types. A
+/// ctrl-p not followed by ctrl-q is passed on (late, with the next byte),
+/// as Docker does; the sequence may be split across reads.
+#[derive(Debug, Default)]
+pub struct DetachKeys {
+    pending_ctrl_p: bool,
+}
+
+impl DetachKeys {
+    const CTRL_P: u8 = 0x10;
+    const CTRL_Q: u8 = 0x11;
+
+    /// The bytes to forward, and whether the user asked to detach (the
+    /// bytes before the sequence are still forwarded).
+    pub fn feed(&mut self, data: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(data.len() + 1);
+        for &b in data {
+            if std::mem::take(&mut self.pending_ctrl_p) {
+                if b == Self::CTRL_Q {
+                    return (out, true);
+                }
+                out.push(Self::CTRL_P);
+            }
+            if b == Self::CTRL_P {
+                self.pending_ctrl_p = true;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
 /// Runs a session over `stream` until the container exits or we detach.
 pub fn session(stream: UnixStream, forward_stdin: bool, tty: bool) -> std::io::Result<Ended> {
     let _raw = if tty && forward_stdin {
@@ -96,7 +129,7 @@ pub fn session(stream: UnixStream, forward_stdin: bool, tty: bool) -> std::io::R
         std::thread::spawn(move || {
             let mut last_size = None;
             let mut buf = [0u8; 4096];
-            let mut saw_ctrl_p = false;
+            let mut keys = DetachKeys::default();
             let stdin = std::io::stdin();
             loop {
                 if tty {
@@ -126,25 +159,22 @@ pub fn session(stream: UnixStream, forward_stdin: bool, tty: bool) -> std::io::R
                     }
                     Ok(n) => n,
                 };
-                let mut data = &buf[..n];
-                if tty {
-                    // ctrl-p ctrl-q detaches.
-                    for (i, &b) in data.iter().enumerate() {
-                        if saw_ctrl_p && b == 0x11 {
-                            let _ = detach_tx.send(());
-                            let _ = writer.shutdown(std::net::Shutdown::Both);
-                            return;
-                        }
-                        saw_ctrl_p = b == 0x10;
-                        if saw_ctrl_p && i + 1 == data.len() {
-                            data = &data[..i];
-                            break;
-                        }
+                let (data, detach) = if tty {
+                    keys.feed(&buf[..n])
+                } else {
+                    (buf[..n].to_vec(), false)
+                };
+                if detach {
+                    if !data.is_empty() {
+                        let _ = writer.write_all(&attach::encode(attach::STDIN, &data));
                     }
+                    let _ = detach_tx.send(());
+                    let _ = writer.shutdown(std::net::Shutdown::Both);
+                    return;
                 }
                 if !data.is_empty()
                     && writer
-                        .write_all(&attach::encode(attach::STDIN, data))
+                        .write_all(&attach::encode(attach::STDIN, &data))
                         .is_err()
                 {
                     return;
@@ -204,5 +234,38 @@ impl AsFdBorrowed for std::io::Stdin {
     fn as_fd_borrowed(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::DetachKeys;
+
+    #[test]
+    fn ctrl_p_ctrl_q_detaches_and_a_lone_ctrl_p_passes_through() {
+        // (reads, forwarded in all, detached)
+        let cases: &[(&[&[u8]], &[u8], bool)] = &[
+            (&[b"ls\r"], b"ls\r", false),
+            (&[b"ab\x10\x11cd"], b"ab", true),
+            (&[b"ab\x10", b"\x11"], b"ab", true),
+            (&[b"\x10x"], b"\x10x", false),
+            (&[b"\x10", b"x"], b"\x10x", false),
+            (&[b"\x10\x10\x11"], b"\x10", true),
+            (&[b"\x11"], b"\x11", false),
+        ];
+        for (reads, want, want_detach) in cases {
+            let mut keys = DetachKeys::default();
+            let mut got = Vec::new();
+            let mut detached = false;
+            for r in *reads {
+                let (out, d) = keys.feed(r);
+                got.extend(out);
+                if d {
+                    detached = true;
+                    break;
+                }
+            }
+            assert_eq!((&got[..], detached), (*want, *want_detach), "{reads:?}");
+        }
     }
 }

@@ -149,6 +149,19 @@ pub struct ContainerConfig {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+impl ContainerConfig {
+    /// The directory the container's processes start in: its `-w`/WORKDIR,
+    /// `/` without one. `exec` and health checks start there too, as in
+    /// Docker.
+    pub fn working_dir(&self) -> &str {
+        if self.cwd.is_empty() {
+            "/"
+        } else {
+            &self.cwd
+        }
+    }
+}
+
 /// A health check's outcome.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct HealthLog {

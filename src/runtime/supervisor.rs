@@ -232,11 +232,7 @@ pub fn prepare(
     let opts = SpecOptions {
         args,
         env,
-        cwd: if config.cwd.is_empty() {
-            "/".into()
-        } else {
-            config.cwd.clone()
-        },
+        cwd: config.working_dir().into(),
         user,
         hostname: config.hostname.clone(),
         tty: config.tty,
@@ -1023,7 +1019,7 @@ impl Supervisor {
             engine::ExecOptions {
                 args,
                 env,
-                cwd: None,
+                cwd: Some(self.config.working_dir().into()),
                 uid: Some(user.uid),
                 gid: Some(user.gid),
                 additional_gids: user.additional_gids,
