@@ -97,6 +97,36 @@ impl CacheIndex {
         state::write_atomic(&self.dir.join(key), id.to_string().as_bytes())?;
         Ok(())
     }
+
+    /// Every entry: (key, the image id it names, if it still parses).
+    pub fn entries(&self) -> Result<Vec<(String, Option<Digest>)>, CacheError> {
+        let io = |source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir).map_err(io)? {
+            let name = e.map_err(io)?.file_name().to_string_lossy().into_owned();
+            // Keys are 64 hex digits; anything else is a temp file of a
+            // write in progress.
+            if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let id = self.get(&name);
+                out.push((name, id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets `key` (a missing entry is not an error).
+    pub fn remove(&self, key: &str) -> Result<(), CacheError> {
+        match std::fs::remove_file(self.dir.join(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CacheError::Io {
+                path: self.dir.join(key),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -174,5 +204,27 @@ mod tests {
         assert_eq!(idx.get("k"), Some(digest('c')));
         idx.put("k", &digest('d')).unwrap();
         assert_eq!(idx.get("k"), Some(digest('d')));
+    }
+
+    #[test]
+    fn entries_lists_keys_and_remove_forgets_them() {
+        let d = tempfile::tempdir().unwrap();
+        let idx = CacheIndex::open(&d.path().join("build-cache")).unwrap();
+        let (k1, k2) = ("1".repeat(64), "2".repeat(64));
+        idx.put(&k1, &digest('c')).unwrap();
+        idx.put(&k2, &digest('d')).unwrap();
+        std::fs::write(d.path().join("build-cache/.tmp-partial"), "x").unwrap();
+        let mut got = idx.entries().unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (k1.clone(), Some(digest('c'))),
+                (k2.clone(), Some(digest('d')))
+            ]
+        );
+        idx.remove(&k1).unwrap();
+        idx.remove(&k1).unwrap();
+        assert_eq!(idx.entries().unwrap(), vec![(k2, Some(digest('d')))]);
     }
 }

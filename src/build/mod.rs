@@ -16,5 +16,6 @@ pub mod dockerfile;
 pub mod engine;
 pub mod ignore;
 pub mod layer;
+pub mod prune;
 pub mod rootview;
 pub mod run;

@@ -148,6 +148,9 @@ pub enum Command {
     /// Manage berth (disk usage, clean-up)
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(system::BuilderCommand),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -408,6 +411,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Commit(a) => commit::run(ctx, a),
         Command::Build(a) => build::run(ctx, a),
         Command::System(c) => system::run(ctx, c),
+        Command::Builder(c) => system::run_builder(ctx, c),
         Command::Container(ContainerCommand::Prune(a)) => container::prune(ctx, a),
         Command::Container(ContainerCommand::Ls(a)) => ps::ps(ctx, a),
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),

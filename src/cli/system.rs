@@ -1,7 +1,8 @@
-//! `berth system prune` and `berth system df`: Docker's disk-usage report
-//! and clean-up across containers, images, networks and (with `--volumes`)
-//! unused anonymous volumes. (berth has no build cache: that line reports
-//! nothing.)
+//! `berth system prune`, `berth system df` and `berth builder prune`:
+//! Docker's disk-usage report and clean-up across containers, images,
+//! networks, the build cache and (with `--volumes`) unused anonymous
+//! volumes. Layers that several images share are counted once, as Docker
+//! counts them; the build cache is measured by [`crate::build::prune`].
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -11,6 +12,7 @@ use clap::{Args, Subcommand};
 
 use super::output::{human_size, Table};
 use super::{Context, OutputFormat};
+use crate::image::digest::Digest;
 use crate::image::store::{ImageStore, Removal};
 use crate::network::Networks;
 use crate::runtime::container::ContainerStore;
@@ -37,6 +39,23 @@ pub struct PruneArgs {
     pub volumes: bool,
 }
 
+/// `berth builder ...`.
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache (dangling only, or all with -a)
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all build cache, not just dangling cache
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct DfArgs {
     /// Format output (json)
@@ -49,6 +68,55 @@ pub fn run(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<()> {
         SystemCommand::Prune(a) => prune(ctx, a),
         SystemCommand::Df(a) => df(ctx, a),
     }
+}
+
+pub fn run_builder(ctx: &Context, cmd: BuilderCommand) -> anyhow::Result<()> {
+    match cmd {
+        BuilderCommand::Prune(a) => builder_prune(ctx, a),
+    }
+}
+
+fn builder_prune(ctx: &Context, args: BuilderPruneArgs) -> anyhow::Result<()> {
+    let what = if args.all {
+        "all build cache"
+    } else {
+        "all dangling build cache"
+    };
+    if !args.force && !super::container::confirm(&format!("WARNING! This will remove {what}."))? {
+        return Ok(());
+    }
+    let root = ctx.root()?;
+    let images = ImageStore::open(&root).context("opening the image store")?;
+    let reclaimed = prune_build_cache(&images, args.all)?;
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(())
+}
+
+/// Prints what a build-cache prune removed, as Docker does; returns the
+/// bytes it freed.
+fn prune_build_cache(images: &ImageStore, all: bool) -> anyhow::Result<u64> {
+    let index =
+        crate::build::cache::CacheIndex::open(&images.state_root().path().join("build-cache"))?;
+    let in_use = super::image::images_in_use(images);
+    let done = crate::build::prune::prune(images, &index, all, &in_use)
+        .context("pruning the build cache")?;
+    let deleted: Vec<String> = done
+        .images
+        .removals
+        .iter()
+        .filter_map(|r| match r {
+            Removal::Deleted(d) => Some(d.short().to_string()),
+            Removal::Untagged(_) => None,
+        })
+        .collect();
+    if !deleted.is_empty() {
+        println!("Deleted build cache objects:");
+        for d in &deleted {
+            println!("{d}");
+        }
+        println!();
+    }
+    Ok(done.images.reclaimed)
 }
 
 fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
@@ -64,8 +132,13 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         } else {
             ""
         };
+        let cache = if args.all {
+            "all build cache"
+        } else {
+            "unused build cache"
+        };
         eprint!(
-            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container{volumes}\n  - {images}\n\nAre you sure you want to continue? [y/N] "
+            "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container{volumes}\n  - {images}\n  - {cache}\n\nAre you sure you want to continue? [y/N] "
         );
         let mut answer = String::new();
         std::io::stdin()
@@ -126,9 +199,10 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         }
         println!();
     }
+    let cache_bytes = prune_build_cache(&images, args.all)?;
     println!(
         "Total reclaimed space: {}",
-        human_size(container_bytes + volume_bytes + report.reclaimed)
+        human_size(container_bytes + volume_bytes + report.reclaimed + cache_bytes)
     );
     Ok(())
 }
@@ -145,18 +219,12 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
     let containers = ContainerStore::open(&root)?;
     let images = ImageStore::open(&root).context("opening the image store")?;
     let all = containers.list();
-    let in_use: HashSet<String> = all.iter().map(|(c, _)| c.image_id.clone()).collect();
+    let in_use: HashSet<Digest> = all
+        .iter()
+        .filter_map(|(c, _)| Digest::parse(&c.image_id).ok())
+        .collect();
     let image_list = images.list()?;
-    let img_total: u64 = image_list.iter().map(|i| i.size).sum();
-    let img_active = image_list
-        .iter()
-        .filter(|i| in_use.contains(&i.id.to_string()))
-        .count();
-    let img_reclaimable: u64 = image_list
-        .iter()
-        .filter(|i| !in_use.contains(&i.id.to_string()))
-        .map(|i| i.size)
-        .sum();
+    let usage = crate::build::prune::usage(&image_list, &in_use);
     let mut c_size = 0;
     let mut c_reclaimable = 0;
     let mut c_active = 0;
@@ -185,14 +253,20 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
     let rows = [
         (
             "Images",
-            image_list.len(),
-            img_active,
-            img_total,
-            img_reclaimable,
+            usage.images,
+            usage.images_active,
+            usage.images_size,
+            usage.images_reclaimable,
         ),
         ("Containers", all.len(), c_active, c_size, c_reclaimable),
         ("Local Volumes", v_total, v_active, v_size, v_reclaimable),
-        ("Build Cache", 0, 0, 0, 0),
+        (
+            "Build Cache",
+            usage.cache_images,
+            0,
+            usage.cache_size,
+            usage.cache_size,
+        ),
     ];
     if ctx.format(args.format.as_deref()) == OutputFormat::Json {
         for (t, total, active, size, rec) in rows {

@@ -832,12 +832,21 @@ impl ImageStore {
     /// cleanly, because `put_manifest` and `tag` check under the lock that
     /// every blob a manifest names is present.
     pub fn prune(&self, all: bool, in_use: &HashSet<Digest>) -> Result<PruneReport, StoreError> {
+        self.prune_matching(|img| !in_use.contains(&img.id) && (img.is_dangling() || all))
+    }
+
+    /// Removes every image for which `remove` holds (its names too), then
+    /// the blobs and layers nothing references any more; as [`Self::prune`].
+    pub fn prune_matching(
+        &self,
+        remove: impl Fn(&Image) -> bool,
+    ) -> Result<PruneReport, StoreError> {
         let images = self.list()?;
         let _lock = self.root.lock()?;
         let mut index = self.read_index()?;
         let mut report = PruneReport::default();
         for img in images {
-            if in_use.contains(&img.id) || !(img.is_dangling() || all) {
+            if !remove(&img) {
                 continue;
             }
             for r in img.repo_tags.iter().chain(img.repo_digests.iter()) {
