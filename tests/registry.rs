@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use common::registry::*;
-use common::TestRoot;
+use common::{busybox_rootfs_tar, TestRoot};
+use serde_json::Value;
 
 /// A berth config dir (config.toml + certs.d) and a Docker config dir.
 struct Env {
@@ -381,6 +382,78 @@ fn push_rmi_pull_round_trip_with_mount_and_skopeo() {
         "{err}"
     );
     assert_eq!(reg2.skopeo_digest("chunked/fresh:x"), fw.digest);
+}
+
+/// berth keeps the layers it makes uncompressed; a push gzips them, as
+/// Docker pushes, with the same image id (diff_ids), and a second push
+/// finds the compressed layers there without compressing again.
+#[test]
+fn push_compresses_plain_layers_and_the_image_comes_back_the_same() {
+    let reg = Registry::start();
+    let env = Env::new("");
+    let root = TestRoot::new();
+    let tar = busybox_rootfs_tar();
+    env.ok(&root, &["import", tar.to_str().unwrap(), "plain"]);
+    let local: Value =
+        serde_json::from_str(&env.ok(&root, &["image", "inspect", "plain"]).0).unwrap();
+    let image_id = local[0]["Id"].as_str().unwrap().to_string();
+    let dst = format!("{}/zipped/bb:v1", reg.host());
+    env.ok(&root, &["tag", "plain", &dst]);
+    let (out, _) = env.ok(&root, &["push", &dst]);
+    let manifest: Value = serde_json::from_slice(&reg.skopeo_raw("zipped/bb:v1")).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    let layer = &layers[0];
+    assert!(
+        layer["mediaType"].as_str().unwrap().ends_with("tar+gzip")
+            || layer["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "{manifest}"
+    );
+    let tar_size = fs::metadata(&tar).unwrap().len();
+    let blob = fs::read(reg.blob_data(layer["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(blob.len() as u64, layer["size"].as_u64().unwrap());
+    assert!(
+        (blob.len() as u64) < tar_size / 2,
+        "pushed {} bytes for a {tar_size}-byte layer",
+        blob.len()
+    );
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut unzipped)
+        .unwrap();
+    let diff_id = local[0]["RootFS"]["Layers"][0].as_str().unwrap();
+    assert_eq!(
+        sha256_digest(&unzipped),
+        diff_id,
+        "the blob is the layer, gzipped"
+    );
+    // The digest push prints is the manifest the registry serves.
+    let served = reg.skopeo_digest("zipped/bb:v1");
+    assert!(out.contains(&format!("v1: digest: {served} ")), "{out}");
+
+    // A second push finds the compressed layer there. (Docker names a
+    // layer in push output by its diff_id.)
+    let (_, err) = env.ok(&root, &["push", &dst]);
+    let short = &diff_id["sha256:".len()..][..12];
+    assert!(
+        err.contains(&format!("{short}: Layer already exists")),
+        "{err}"
+    );
+    assert_eq!(
+        reg.skopeo_digest("zipped/bb:v1"),
+        served,
+        "the same manifest again"
+    );
+
+    // Pulled back elsewhere: the same image id, and it runs.
+    let other = TestRoot::new();
+    env.ok(&other, &["pull", "-q", &dst]);
+    let back: Value = serde_json::from_str(&env.ok(&other, &["image", "inspect", &dst]).0).unwrap();
+    assert_eq!(back[0]["Id"], image_id.as_str());
+    let (echo, _) = env.ok(
+        &other,
+        &["run", "--rm", "--network", "none", &dst, "echo", "unzipped"],
+    );
+    assert_eq!(echo, "unzipped\n");
 }
 
 #[test]

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod compress;
 pub mod config;
 pub mod credentials;
 pub mod login;

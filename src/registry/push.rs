@@ -12,7 +12,8 @@
 //! small, or in chunks (`PATCH <location>` with `Content-Range`, then an
 //! empty `PUT …?digest=`). Last, `PUT /v2/NAME/manifests/TAG` with the
 //! manifest's own media type; the registry's `Docker-Content-Digest` must
-//! be the manifest's digest.
+//! be the manifest's digest. Plain layer tars are gzipped on the way out
+//! and the manifest sent names the compressed blobs (see [`super::compress`]).
 
 use std::io::Read;
 
@@ -23,6 +24,7 @@ use reqwest::{Method, StatusCode};
 use url::Url;
 
 use super::client::Client;
+use super::compress::{compressed_type, gzip_blob, Compressions};
 use super::credentials::DockerConfig;
 use super::progress::{Item, Progress};
 use super::pull::{api_host, runtime, status_error};
@@ -69,9 +71,20 @@ pub async fn push_async(
 
 /// One blob to push.
 struct Blob {
+    /// The blob as stored.
     digest: Digest,
     size: u64,
+    /// The media type to push a plain layer tar as (gzip), or `None` to push
+    /// the blob as stored.
+    compress_to: Option<&'static str>,
     item: Item,
+}
+
+/// A blob as the registry has it after the push.
+#[derive(Debug, Clone)]
+struct Pushed {
+    digest: Digest,
+    size: u64,
 }
 
 async fn push_inner(
@@ -85,7 +98,6 @@ async fn push_inner(
         StoreError::NotFound(_) => RegistryError::NotLocal(reference.familiar()),
         other => other.into(),
     })?;
-    let manifest_bytes = store.read_blob(&image.manifest_digest)?;
     let config = RegistryConfig::load()?;
     let creds = DockerConfig::load()?.get(reference.registry())?;
     let host = api_host(reference.registry());
@@ -93,6 +105,7 @@ async fn push_inner(
     let repo = reference.repository();
 
     let mut sources = Sources::load(root);
+    let compressions = std::sync::Mutex::new(Compressions::load(root));
     let m = &image.layout_manifest;
     let mut blobs = Vec::new();
     for d in m.layers.iter().rev().chain(std::iter::once(&m.config)) {
@@ -105,30 +118,54 @@ async fn push_inner(
         } else {
             progress.item(d.digest.short(), "Preparing")
         };
+        let compress_to = if d.digest == m.config.digest {
+            None
+        } else {
+            compressed_type(&d.media_type)
+        };
         blobs.push(Blob {
             digest: d.digest.clone(),
             size: d.size,
+            compress_to,
             item,
         });
     }
     for b in blobs.iter().skip(CONCURRENT_UPLOADS) {
         b.item.status("Waiting");
     }
-    let results: Vec<Option<String>> = futures_util::stream::iter(blobs.iter().map(|b| {
-        let mount_from: Vec<String> = sources
-            .on_registry(&b.digest.to_string(), reference.registry())
-            .into_iter()
-            .filter(|r| r != repo)
-            .collect();
+    let pushed: Vec<Pushed> = futures_util::stream::iter(blobs.iter().map(|b| {
         let client = &client;
         let store = &store;
-        async move { push_blob(client, store, repo, b, mount_from).await }
+        let sources = &sources;
+        let compressions = &compressions;
+        async move { push_one(client, store, reference, b, sources, compressions).await }
     }))
-    .buffer_unordered(CONCURRENT_UPLOADS)
+    .buffered(CONCURRENT_UPLOADS)
     .try_collect()
     .await?;
-    let _ = results;
+    let pushed_as: std::collections::HashMap<&Digest, &Pushed> =
+        blobs.iter().map(|b| &b.digest).zip(pushed.iter()).collect();
 
+    // The manifest, naming the blobs as the registry has them.
+    let mut manifest = m.clone();
+    let mut rewritten = false;
+    for l in &mut manifest.layers {
+        if let (Some(to), Some(p)) = (compressed_type(&l.media_type), pushed_as.get(&l.digest)) {
+            l.media_type = to.to_string();
+            l.digest = p.digest.clone();
+            l.size = p.size;
+            rewritten = true;
+        }
+    }
+    let manifest_bytes = if rewritten {
+        serde_json::to_vec(&manifest).map_err(|e| RegistryError::Protocol {
+            registry: client.host().to_string(),
+            message: format!("encoding the manifest: {e}"),
+        })?
+    } else {
+        store.read_blob(&image.manifest_digest)?
+    };
+    let manifest_digest = Digest::of_bytes(&manifest_bytes);
     // The manifest.
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -158,51 +195,123 @@ async fn push_inner(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Digest::parse(v).ok())
     {
-        if announced != image.manifest_digest {
+        if announced != manifest_digest {
             return Err(RegistryError::DigestMismatch {
                 registry: client.host().to_string(),
                 what: "pushed manifest".into(),
-                expected: image.manifest_digest.to_string(),
+                expected: manifest_digest.to_string(),
                 actual: announced.to_string(),
             });
         }
     }
 
-    for b in &blobs {
-        sources.add(&b.digest.to_string(), reference.registry(), repo);
+    for p in &pushed {
+        sources.add(&p.digest.to_string(), reference.registry(), repo);
     }
-    let saved = root
-        .lock()
-        .map_err(|e| e.to_string())
-        .and_then(|_lock| sources.save(root).map_err(|e| e.to_string()));
+    let compressions = compressions.into_inner().unwrap_or_else(|e| e.into_inner());
+    let saved = root.lock().map_err(|e| e.to_string()).and_then(|_lock| {
+        sources.save(root).map_err(|e| e.to_string())?;
+        compressions.save(root).map_err(|e| e.to_string())
+    });
     if let Err(e) = saved {
         tracing::warn!("cannot record blob sources: {e}");
     }
+    // The repo digest is the registry's: the manifest as pushed.
     store.with_lock(|locked| {
         locked.set_repo_digest(
-            &reference
-                .name_only()
-                .with_digest(image.manifest_digest.clone()),
+            &reference.name_only().with_digest(manifest_digest.clone()),
             &image.manifest_digest,
         )
     })?;
     Ok(PushOutcome {
         tag,
-        digest: image.manifest_digest.clone(),
+        digest: manifest_digest,
         size: manifest_bytes.len(),
     })
 }
 
-/// Pushes one blob unless the registry has it; returns where it was mounted from.
-async fn push_blob(
+/// Pushes one blob, compressed first when it is a plain layer tar (unless
+/// the registry already has what it compressed to last time); returns the
+/// blob as the registry has it.
+async fn push_one(
     client: &Client,
     store: &ImageStore,
-    repo: &str,
+    reference: &Reference,
     blob: &Blob,
-    mount_from: Vec<String>,
-) -> Result<Option<String>, RegistryError> {
-    let push_scope = auth::repository_scope(repo, true);
-    let digest = &blob.digest;
+    sources: &Sources,
+    compressions: &std::sync::Mutex<Compressions>,
+) -> Result<Pushed, RegistryError> {
+    let repo = reference.repository();
+    let mounts = |digest: &Digest| -> Vec<String> {
+        sources
+            .on_registry(&digest.to_string(), reference.registry())
+            .into_iter()
+            .filter(|r| r != repo)
+            .collect()
+    };
+    if blob.compress_to.is_none() {
+        let path = store.blob_path(&blob.digest);
+        push_blob(
+            client,
+            repo,
+            &blob.digest,
+            blob.size,
+            &path,
+            &blob.item,
+            mounts(&blob.digest),
+        )
+        .await?;
+        return Ok(Pushed {
+            digest: blob.digest.clone(),
+            size: blob.size,
+        });
+    }
+    let known = compressions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&blob.digest)
+        .cloned();
+    if let Some(c) = &known {
+        if blob_exists(client, repo, &c.digest).await? {
+            blob.item.finish("Layer already exists");
+            return Ok(Pushed {
+                digest: c.digest.clone(),
+                size: c.size,
+            });
+        }
+    }
+    let (staging, c) = {
+        let store = store.clone();
+        let plain = blob.digest.clone();
+        tokio::task::spawn_blocking(move || gzip_blob(&store, &plain))
+            .await
+            .map_err(|e| RegistryError::Protocol {
+                registry: client.host().to_string(),
+                message: format!("compressing a layer: {e}"),
+            })??
+    };
+    compressions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(&blob.digest, c.clone());
+    push_blob(
+        client,
+        repo,
+        &c.digest,
+        c.size,
+        staging.path(),
+        &blob.item,
+        mounts(&c.digest),
+    )
+    .await?;
+    Ok(Pushed {
+        digest: c.digest,
+        size: c.size,
+    })
+}
+
+/// Whether the registry has `digest` in `repo` (`HEAD …/blobs/DIGEST`).
+async fn blob_exists(client: &Client, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
     let url = client.url(&format!("v2/{repo}/blobs/{digest}"));
     let resp = client
         .send(
@@ -210,15 +319,33 @@ async fn push_blob(
             url,
             HeaderMap::new(),
             None,
-            std::slice::from_ref(&push_scope),
+            &[auth::repository_scope(repo, true)],
         )
         .await?;
     if resp.status().is_success() {
-        blob.item.finish("Layer already exists");
-        return Ok(None);
+        return Ok(true);
     }
     if resp.status() != StatusCode::NOT_FOUND {
         return Err(status_error(client, resp, &format!("blob {digest}")).await);
+    }
+    Ok(false)
+}
+
+/// Pushes the blob `digest` (its bytes in `path`) unless the registry has
+/// it; returns where it was mounted from.
+async fn push_blob(
+    client: &Client,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+    path: &std::path::Path,
+    item: &Item,
+    mount_from: Vec<String>,
+) -> Result<Option<String>, RegistryError> {
+    let push_scope = auth::repository_scope(repo, true);
+    if blob_exists(client, repo, digest).await? {
+        item.finish("Layer already exists");
+        return Ok(None);
     }
 
     // Try a cross-repository mount from each known source.
@@ -240,7 +367,7 @@ async fn push_blob(
             .await?;
         match resp.status() {
             StatusCode::CREATED => {
-                blob.item.finish(&format!("Mounted from {from}"));
+                item.finish(&format!("Mounted from {from}"));
                 return Ok(Some(from.clone()));
             }
             StatusCode::ACCEPTED => {
@@ -270,17 +397,16 @@ async fn push_blob(
         }
     };
 
-    blob.item.start("Pushing", blob.size);
-    let path = store.blob_path(digest);
+    item.start("Pushing", size);
     let mut file =
-        std::fs::File::open(&path).map_err(|_| StoreError::MissingBlob(digest.clone()))?;
-    let size = blob.size as usize;
+        std::fs::File::open(path).map_err(|_| StoreError::MissingBlob(digest.clone()))?;
+    let size = size as usize;
     let scopes = [push_scope];
     if size > CHUNK_SIZE {
         let mut offset = 0usize;
         while offset < size {
             let len = CHUNK_SIZE.min(size - offset);
-            let chunk = read_chunk(&mut file, len, &path)?;
+            let chunk = read_chunk(&mut file, len, path)?;
             let mut headers = HeaderMap::new();
             headers.insert(
                 CONTENT_TYPE,
@@ -305,7 +431,7 @@ async fn push_blob(
             }
             location = client.resolve_location(&location, &resp)?;
             offset += len;
-            blob.item.advance(len as u64);
+            item.advance(len as u64);
         }
         location
             .query_pairs_mut()
@@ -323,7 +449,7 @@ async fn push_blob(
             return Err(status_error(client, resp, &format!("upload of blob {digest}")).await);
         }
     } else {
-        let body = read_chunk(&mut file, size, &path)?;
+        let body = read_chunk(&mut file, size, path)?;
         location
             .query_pairs_mut()
             .append_pair("digest", &digest.to_string());
@@ -338,9 +464,9 @@ async fn push_blob(
         if resp.status() != StatusCode::CREATED {
             return Err(status_error(client, resp, &format!("upload of blob {digest}")).await);
         }
-        blob.item.advance(size as u64);
+        item.advance(size as u64);
     }
-    blob.item.finish("Pushed");
+    item.finish("Pushed");
     Ok(None)
 }
 

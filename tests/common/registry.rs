@@ -239,6 +239,11 @@ impl Registry {
 
     /// The digest skopeo sees for `REPO:TAG` here (of the raw manifest).
     pub fn skopeo_digest(&self, repo_tag: &str) -> String {
+        sha256_digest(&self.skopeo_raw(repo_tag))
+    }
+
+    /// The raw manifest the registry serves for `REPO:TAG`, read by skopeo.
+    pub fn skopeo_raw(&self, repo_tag: &str) -> Vec<u8> {
         require("skopeo");
         let mut cmd = Command::new("skopeo");
         cmd.args(["--insecure-policy", "inspect", "--raw"]);
@@ -254,7 +259,7 @@ impl Registry {
             "skopeo inspect failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        sha256_digest(&out.stdout)
+        out.stdout
     }
 }
 
