@@ -691,6 +691,17 @@ fn not_found_unauthorized_and_unreachable_are_one_line_each() {
     assert_eq!(code, 1);
     one_error_line(&err, &[&name, "unreachable", &dead]);
     assert!(images_lines(&env, &root).is_empty());
+
+    // `run` of a missing image says what it was pulling once, not twice.
+    let out = env.run(&root, &["run", "--rm", &name, "true"], None);
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert_eq!(error.matches("gone/away").count(), 1, "{err}");
+    assert_eq!(error.matches("pulling").count(), 1, "{err}");
 }
 
 /// A fake registry serving `manifest` (with `content_type`) for every tag.

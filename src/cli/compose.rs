@@ -814,7 +814,7 @@ pub(crate) fn resolve_with_images(
                 let r = Reference::parse(image)
                     .map_err(|e| anyhow!("service {name}: invalid image {image:?}: {e}"))?;
                 crate::registry::pull(&root, &r, None, &crate::registry::Progress::auto())
-                    .with_context(|| format!("pulling {image} for service {name}"))?
+                    .with_context(|| format!("service {name}"))?
             }
             (_, Some(img)) => img,
             (PullPolicy::Never, None) => {
@@ -824,7 +824,7 @@ pub(crate) fn resolve_with_images(
                 let r = Reference::parse(image)
                     .map_err(|e| anyhow!("service {name}: invalid image {image:?}: {e}"))?;
                 crate::registry::pull_missing(&root, &r, None)
-                    .with_context(|| format!("pulling {image} for service {name}"))?
+                    .with_context(|| format!("service {name}"))?
             }
         };
         digests.insert(image.clone(), img.id.to_string());

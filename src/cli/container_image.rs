@@ -33,9 +33,10 @@ pub fn resolve_for_container(ctx: &Context, name: &str) -> anyhow::Result<ImageI
                 code: 125,
                 message: format!("invalid reference format {name:?}: {e}"),
             })?;
+            // The error already says `pulling NAME: …`.
             crate::registry::pull_missing(&root, &reference, None).map_err(|e| Exit {
                 code: 125,
-                message: format!("image {}: {e}", display_reference(name)),
+                message: e.to_string(),
             })?
         }
         Err(e) => return Err(e).context(format!("looking up image {name}")),
