@@ -244,7 +244,8 @@ mod detach_tests {
     #[test]
     fn ctrl_p_ctrl_q_detaches_and_a_lone_ctrl_p_passes_through() {
         // (reads, forwarded in all, detached)
-        let cases: &[(&[&[u8]], &[u8], bool)] = &[
+        type Case<'a> = (&'a [&'a [u8]], &'a [u8], bool);
+        let cases: &[Case] = &[
             (&[b"ls\r"], b"ls\r", false),
             (&[b"ab\x10\x11cd"], b"ab", true),
             (&[b"ab\x10", b"\x11"], b"ab", true),
