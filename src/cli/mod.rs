@@ -104,8 +104,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// The project's verbs, Compose-style: berth compose [-f FILE] [-p NAME] VERB
     Compose(compose::ComposeArgs),
-    /// Print the JSON Schema of berth.toml
-    #[command(name = "__schema", hide = true)]
+    /// Write a Compose file (compose.yaml) as a berth.toml
+    Convert(project::ConvertArgs),
+    /// Print the JSON Schema of berth.toml (for editors: taplo, VS Code)
+    #[command(name = "schema", alias = "__schema")]
     Schema,
     /// Download an image from a registry
     Pull(registry::PullArgs),
@@ -333,8 +335,27 @@ pub fn report(err: &anyhow::Error) -> i32 {
         }
         return exit.code;
     }
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", one_line(err));
     125
+}
+
+/// The error and its causes on one line, as `{:#}` prints them, but
+/// without a cause whose text the line already holds: many errors embed
+/// their source in their own message (`cannot write X: {source}`) and
+/// also return it as their source, which would print it twice.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
@@ -352,6 +373,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(ctx, a),
         Command::Image(c) => image::run_group(ctx, c),
         Command::Config(args) => project::config(ctx, args),
+        Command::Convert(args) => project::convert(args),
         Command::Schema => project::schema(),
         Command::Up(a) => compose::up(ctx, a),
         Command::Down(a) => compose::down(ctx, a),
@@ -418,5 +440,28 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
         Command::PtyDrain => exec::pty_drain(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot write /x: {source}")]
+    struct Embeds {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = anyhow::Error::from(Embeds { source: io }).context("writing berth.toml");
+        assert_eq!(
+            one_line(&err),
+            "writing berth.toml: cannot write /x: entity not found"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
     }
 }

@@ -65,7 +65,9 @@ impl ProjectArgs {
     pub fn load(&self) -> anyhow::Result<Loaded> {
         let opts = LoadOptions::from_process(self.files.clone(), self.project_name.clone())
             .context("reading the current directory")?;
-        Ok(project::load(&opts)?)
+        let loaded = project::load(&opts)?;
+        print_notes(&loaded.notes);
+        Ok(loaded)
     }
 
     /// Loads and resolves the project with the image digests the caller knows.
@@ -74,6 +76,80 @@ impl ProjectArgs {
         let project = project::resolve(&loaded, &self.profiles(), digests)?;
         Ok((loaded, project))
     }
+}
+
+/// Prints each note once per process (a command may load its project more
+/// than once, `watch` on every edit).
+fn print_notes(notes: &[String]) {
+    static SHOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
+    for n in notes {
+        if !shown.contains(n) {
+            eprintln!("note: {n}");
+            shown.push(n.clone());
+        }
+    }
+}
+
+/// `berth convert`.
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Write the berth.toml here (default: standard output)
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Writes the project's Compose file(s) as a berth.toml, then loads the
+/// result: what berth cannot honour is listed on stderr (exit 1), never
+/// dropped.
+pub fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = LoadOptions::from_process(
+        args.project.files.clone(),
+        args.project.project_name.clone(),
+    )
+    .context("reading the current directory")?;
+    if opts.files.is_empty() {
+        let found = project::load::discover_compose(&opts.cwd).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml in {} or any parent directory; name the file with -f",
+                opts.cwd.display()
+            )
+        })?;
+        opts.files.push(found);
+    }
+    let raw = project::load::raw_tree(&opts)?;
+    let text = project::convert::to_toml(&raw.tree, &raw.display, &raw.notes);
+    // The converted file loads as the Compose file does (one tree, one
+    // typed layer), so the Compose file's own diagnostics, at its own lines,
+    // say what the converted file lacks.
+    let checked = project::load(&opts);
+    match &args.output {
+        Some(path) => {
+            // Replaced whole, in its own directory (which must exist).
+            let path = opts.cwd.join(path);
+            let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".berth-convert-")
+                .tempfile_in(dir)
+                .with_context(|| format!("writing {}", path.display()))?;
+            tmp.write_all(text.as_bytes())?;
+            tmp.persist(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    if let Err(project::LoadError::Invalid(diagnostics)) = &checked {
+        eprintln!("berth cannot honour these yet (written through unchanged; remove them or keep the Compose file):");
+        for d in diagnostics {
+            eprintln!("  {d}");
+        }
+        return Err(super::Exit::silent(1).into());
+    }
+    checked?;
+    Ok(())
 }
 
 /// `berth config`.

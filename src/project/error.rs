@@ -53,7 +53,7 @@ impl fmt::Display for Diagnostic {
 /// Why a project could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("no berth.toml found in {} or any parent directory; create one or name it with -f", .0.display())]
+    #[error("no berth.toml found in {} or any parent directory, nor a compose.yaml; create one or name it with -f", .0.display())]
     NotFound(PathBuf),
     #[error("cannot read {}: {source}", .path.display())]
     Read {

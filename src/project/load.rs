@@ -19,7 +19,7 @@ use super::de::{from_node, from_node_at, DeError};
 use super::error::{Diagnostic, LoadError};
 use super::interpolate::{interpolate_tree, parse_dotenv};
 use super::manifest::{Manifest, MountType, Service, WatchAction, WatchRule};
-use super::source::{self, KeyPath, Node, Sources};
+use super::source::{self, KeyPath, Node, Sources, SyntaxError};
 
 /// The most replicas one service may ask for.
 pub const MAX_REPLICAS: u32 = 1000;
@@ -68,6 +68,9 @@ pub struct Loaded {
     /// The interpolated tree and its sources, for placing later errors.
     pub tree: Node,
     pub sources: Sources,
+    /// What the user should know that is not an error (`FILE:LINE:COL: …`),
+    /// such as an obsolete Compose `version` that was ignored.
+    pub notes: Vec<String>,
 }
 
 impl Loaded {
@@ -77,11 +80,67 @@ impl Loaded {
     }
 }
 
-/// Finds `berth.toml` in `dir` or the nearest parent that has one.
+/// The names a project file may have, in the order each directory is
+/// searched: berth's own, then Compose's (`compose.yaml` first, as Compose).
+pub const MANIFEST_NAMES: &[&str] = &[
+    MANIFEST_NAME,
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// Finds the project file in `dir` or the nearest parent that has one:
+/// `berth.toml`, else a Compose file.
 pub fn discover(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .map(|d| d.join(MANIFEST_NAME))
-        .find(|p| p.is_file())
+    dir.ancestors().find_map(|d| {
+        MANIFEST_NAMES
+            .iter()
+            .map(|n| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Finds a Compose file (not `berth.toml`) in `dir` or the nearest parent
+/// that has one: what `berth convert` converts when no file is named.
+pub fn discover_compose(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors().find_map(|d| {
+        MANIFEST_NAMES[1..]
+            .iter()
+            .map(|n| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Whether `path` is a Compose (YAML) file rather than TOML.
+pub fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
+}
+
+/// Parses one project file's text by its kind: TOML, or Compose YAML (whose
+/// notes, such as an ignored `version`, go to `notes`).
+pub fn parse_file(
+    sources: &Sources,
+    file: usize,
+    notes: &mut Vec<String>,
+) -> Result<Node, SyntaxError> {
+    if !is_yaml(sources.path(file)) {
+        return source::parse(sources.text(file), file);
+    }
+    let parsed = crate::project::yaml::parse(sources.text(file), file).map_err(|mut e| {
+        e.message = format!("invalid YAML: {}", e.message);
+        e
+    })?;
+    notes.extend(
+        parsed
+            .notes
+            .into_iter()
+            .map(|(span, note)| format!("{}: {note}", sources.location(span))),
+    );
+    Ok(parsed.node)
 }
 
 /// Lexically normalises a path: removes `.` and resolves `..` (no I/O).
@@ -128,11 +187,13 @@ fn is_valid_service_name(name: &str) -> bool {
 }
 
 /// Loads the project the options name; every problem is found before returning.
-pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
-    let (files, displays): (Vec<PathBuf>, Vec<String>) = if opts.files.is_empty() {
+/// The project files `opts` names (or discovery finds), with the names to
+/// show for them in messages.
+fn manifest_files(opts: &LoadOptions) -> Result<(Vec<PathBuf>, Vec<String>), LoadError> {
+    Ok(if opts.files.is_empty() {
         let found = discover(&opts.cwd).ok_or_else(|| LoadError::NotFound(opts.cwd.clone()))?;
-        let display = match found.parent() {
-            Some(p) if p == opts.cwd => MANIFEST_NAME.to_string(),
+        let display = match (found.parent(), found.file_name()) {
+            (Some(p), Some(name)) if p == opts.cwd => name.to_string_lossy().into_owned(),
             _ => found.display().to_string(),
         };
         (vec![found], vec![display])
@@ -141,7 +202,64 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .iter()
             .map(|f| (normalise_path(&opts.cwd.join(f)), f.display().to_string()))
             .unzip()
-    };
+    })
+}
+
+/// The project files as written: parsed and merged, not interpolated (what
+/// `berth convert` writes out).
+#[derive(Debug)]
+pub struct RawTree {
+    pub tree: Node,
+    pub sources: Sources,
+    pub notes: Vec<String>,
+    pub files: Vec<PathBuf>,
+    /// How the first file is named in messages.
+    pub display: String,
+}
+
+/// Reads the project files `opts` names into one uninterpolated tree.
+pub fn raw_tree(opts: &LoadOptions) -> Result<RawTree, LoadError> {
+    let (files, displays) = manifest_files(opts)?;
+    let mut sources = Sources::default();
+    let mut notes = Vec::new();
+    let mut tree: Option<Node> = None;
+    let mut diagnostics = Vec::new();
+    for (path, display) in files.iter().zip(&displays) {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file = sources.add(display.clone(), path.clone(), text);
+        match parse_file(&sources, file, &mut notes) {
+            Ok(mut node) => match &mut tree {
+                None => tree = Some(node),
+                Some(base) => {
+                    source::normalise_lists(base);
+                    source::normalise_lists(&mut node);
+                    source::merge(base, node)
+                }
+            },
+            Err(e) => diagnostics.push(Diagnostic {
+                location: sources.location(e.span),
+                path: String::new(),
+                message: e.message.replace('\n', " "),
+            }),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(LoadError::Invalid(diagnostics));
+    }
+    Ok(RawTree {
+        tree: tree.expect("at least one manifest file"),
+        sources,
+        notes,
+        files,
+        display: displays[0].clone(),
+    })
+}
+
+pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let (files, displays) = manifest_files(opts)?;
     let project_dir = files[0]
         .parent()
         .map(Path::to_path_buf)
@@ -170,13 +288,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut sources = Sources::default();
     let mut tree: Option<Node> = None;
     let mut diagnostics = Vec::new();
+    let mut notes = Vec::new();
     for (path, display) in files.iter().zip(&displays) {
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
             path: path.clone(),
             source,
         })?;
         let file = sources.add(display.clone(), path.clone(), text);
-        match source::parse(sources.text(file), file) {
+        match parse_file(&sources, file, &mut notes) {
             Ok(mut node) => {
                 // As Compose: each file is interpolated, then files merge.
                 let mut errors = Vec::new();
@@ -200,7 +319,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             Err(e) => diagnostics.push(Diagnostic {
                 location: sources.location(e.span),
                 path: String::new(),
-                message: format!("invalid TOML: {}", e.message.replace('\n', " ")),
+                message: if is_yaml(path) {
+                    e.message.replace('\n', " ")
+                } else {
+                    format!("invalid TOML: {}", e.message.replace('\n', " "))
+                },
             }),
         }
     }
@@ -223,6 +346,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         variables,
         tree,
         sources,
+        notes,
     })
 }
 

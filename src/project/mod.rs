@@ -29,6 +29,7 @@
 
 pub mod actual;
 pub mod canonical;
+pub mod convert;
 pub mod de;
 pub mod error;
 pub mod executor;
@@ -39,6 +40,7 @@ pub mod model;
 pub mod planner;
 pub mod schema;
 pub mod source;
+pub mod yaml;
 
 #[cfg(test)]
 mod tests;
