@@ -136,11 +136,11 @@ struct StageState {
 }
 
 impl StageState {
+    /// The stage's environment: the image's `Env`, with Docker's default
+    /// `PATH` when the base has none (as every step's image will have it).
     fn env(&self, store: &ImageStore) -> Result<Vec<(String, String)>, BuildError> {
-        let Some(img) = &self.image else {
-            return Ok(Vec::new());
-        };
-        let cfg = derive::parent_config(store, Some(img))?;
+        let mut cfg = derive::parent_config(store, self.image.as_ref())?;
+        derive::ensure_path(&mut cfg);
         Ok(cfg["config"]["Env"]
             .as_array()
             .map(|a| {
@@ -176,14 +176,12 @@ pub fn build(
     })?;
     let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
     let escape = escape_of(&text);
-    let excludes: Box<dyn Excludes> =
-        match std::fs::read_to_string(req.context.join(".dockerignore")) {
-            Ok(t) => Box::new(IgnoreRules(
-                DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(NoExcludes),
-            Err(e) => return Err(BuildError::Ignore(e.to_string())),
-        };
+    let excludes: Box<dyn Excludes> = match read_ignore_file(&path, &req.context)? {
+        Some(t) => Box::new(IgnoreRules(
+            DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
+        )),
+        None => Box::new(NoExcludes),
+    };
     let ctx = BuildContext::new(&req.context, excludes).map_err(BuildError::ContextRoot)?;
     for id in run::reap_orphans(root)? {
         tracing::info!("removed build container {id}: its build was killed");
@@ -225,6 +223,27 @@ pub fn build(
         writeln!(b.out, "Successfully tagged {}", t.familiar())?;
     }
     Ok(b.store.resolve(&image.id.to_string())?)
+}
+
+/// The ignore file of a build, BuildKit's rule
+/// (<https://docs.docker.com/build/concepts/context/#filename-and-location>):
+/// `<Dockerfile>.dockerignore` next to the Dockerfile (`app.Dockerfile` →
+/// `app.Dockerfile.dockerignore`) when it exists, else the context's
+/// `.dockerignore`; `None` when neither does.
+fn read_ignore_file(
+    dockerfile: &std::path::Path,
+    context: &std::path::Path,
+) -> Result<Option<String>, BuildError> {
+    let mut beside = dockerfile.as_os_str().to_owned();
+    beside.push(".dockerignore");
+    for p in [PathBuf::from(beside), context.join(".dockerignore")] {
+        match std::fs::read_to_string(&p) {
+            Ok(t) => return Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BuildError::Ignore(format!("{}: {e}", p.display()))),
+        }
+    }
+    Ok(None)
 }
 
 struct Builder<'a> {
@@ -739,7 +758,7 @@ impl Builder<'_> {
                         let rel = view.real_path(&dir);
                         let mut blob = self.store.blob_writer()?;
                         let mut w = LayerWriter::new(&mut blob);
-                        w.parents(&rel, &|p| view.exists(p))?;
+                        w.parents(&rel, &|p| view.exists(p), (0, 0))?;
                         w.dir(&rel, 0o755, (0, 0), now())?;
                         w.finish()?;
                         layer = Some(blob.commit(None)?);
@@ -879,6 +898,7 @@ impl Builder<'_> {
                 ),
                 None => None,
             },
+            keep_owner: c.from.is_some(),
         };
         let dest_abs = absolute(&workdir, &c.dest);
         let many = sources.len() > 1
@@ -906,6 +926,7 @@ impl Builder<'_> {
         let exists = |p: &str| view.exists(&format!("/{p}"));
         let mut blob = self.store.blob_writer()?;
         let mut w = LayerWriter::new(&mut blob);
+        // Directories the copy creates: the --chown owner, else root.
         let owner = opts.chown.unwrap_or((0, 0));
         for (_, src) in &sources {
             match src {
@@ -915,7 +936,7 @@ impl Builder<'_> {
                     } else {
                         dest.clone()
                     };
-                    w.parents(&target, &exists)?;
+                    w.parents(&target, &exists, owner)?;
                     let body = if h.expand {
                         let vars = self.vars(st)?;
                         expand_heredoc(&h.content, self.escape, line, &vars)?
@@ -929,7 +950,7 @@ impl Builder<'_> {
                         match s.top.kind {
                             context::EntryKind::Dir => {
                                 if !dest.is_empty() {
-                                    w.parents(&dest, &exists)?;
+                                    w.parents(&dest, &exists, owner)?;
                                     if !exists(&dest) {
                                         w.dir(&dest, 0o755, owner, now())?;
                                     }
@@ -944,7 +965,7 @@ impl Builder<'_> {
                                 && layer::is_archive(&s.top.path) =>
                             {
                                 if !dest.is_empty() {
-                                    w.parents(&dest, &exists)?;
+                                    w.parents(&dest, &exists, owner)?;
                                     if !exists(&dest) {
                                         w.dir(&dest, 0o755, owner, now())?;
                                     }
@@ -960,7 +981,7 @@ impl Builder<'_> {
                                 } else {
                                     dest.clone()
                                 };
-                                w.parents(&target, &exists)?;
+                                w.parents(&target, &exists, owner)?;
                                 w.entry(&target, &s.top, opts)?;
                             }
                         }
