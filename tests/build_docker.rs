@@ -102,10 +102,9 @@ impl Layers {
                 .clone()
         };
         let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
-        let manifest: serde_json::Value = serde_json::from_slice(&blob(
-            index["manifests"][0]["digest"].as_str().unwrap(),
-        ))
-        .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap()))
+                .unwrap();
         let mut layers = Vec::new();
         for l in manifest["layers"].as_array().unwrap() {
             let data = decompress(blob(l["digest"].as_str().unwrap()));
@@ -319,8 +318,15 @@ fn cases() -> Vec<Case> {
         // writes fifos and devices; it skips sockets).
         Case {
             name: "run_leaves_a_fifo",
-            dockerfile: "FROM busybox\nRUN mkfifo /p && mkfifo -m 600 /tmp/q\n",
-            fs: &[("/p", "fifo 644 0:0"), ("/tmp/q", "fifo 600 0:0")],
+            dockerfile: "FROM busybox\n\
+                         RUN mkfifo /p && mkfifo -m 600 /tmp/q && mknod -m 640 /zdev c 1 5\n\
+                         RUN test -p /p && test -c /zdev && touch /unpacked\n",
+            fs: &[
+                ("/p", "fifo 644 0:0"),
+                ("/tmp/q", "fifo 600 0:0"),
+                ("/zdev", "char 640 0:0"),
+                ("/unpacked", "file 644 0:0"),
+            ],
             ..CASE
         },
         // Hardlinks made by a RUN stay one group (tar hardlink entries),
@@ -419,7 +425,9 @@ fn cases() -> Vec<Case> {
         Case {
             name: "default_path_when_the_base_has_none",
             dockerfile: "FROM busybox\nENV PATH=/opt/bin:$PATH\n",
-            env: Some(&["PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
+            env: Some(&[
+                "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ]),
             ..CASE
         },
         Case {
@@ -464,7 +472,10 @@ fn cases() -> Vec<Case> {
             },
             dockerfile: "FROM busybox\nCOPY . /ctx/\n",
             dockerfile_name: "app.Dockerfile",
-            fs: &[("/ctx/keep", "file 644 0:0"), ("/ctx/other", "file 644 0:0")],
+            fs: &[
+                ("/ctx/keep", "file 644 0:0"),
+                ("/ctx/other", "file 644 0:0"),
+            ],
             absent: &["/ctx/secret"],
             ..CASE
         },

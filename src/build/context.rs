@@ -520,7 +520,10 @@ mod tests {
         symlink("src/sub", d.path().join("sub-link")).unwrap();
         symlink("/app.txt", d.path().join("app-link")).unwrap();
         let s = c.select("app-link").unwrap();
-        assert_eq!((s[0].top.rel.as_str(), &s[0].top.kind), ("app-link", &EntryKind::File));
+        assert_eq!(
+            (s[0].top.rel.as_str(), &s[0].top.kind),
+            ("app-link", &EntryKind::File)
+        );
         assert_eq!(s[0].top.path, c.root().join("app.txt"));
         let s = c.select("sub-link").unwrap();
         assert_eq!(s[0].top.kind, EntryKind::Dir);

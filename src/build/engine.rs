@@ -713,7 +713,7 @@ impl Builder<'_> {
                         code,
                     });
                 }
-                let layer = container.layer(self.root, &self.store)?;
+                let layer = container.layer(self.root, &self.store, &[])?;
                 let created_by = argv.join(" ");
                 let img =
                     derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |c| {

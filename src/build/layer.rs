@@ -240,14 +240,7 @@ impl<W: Write> LayerWriter<W> {
                 }
                 let f = std::fs::File::open(&e.path).map_err(io(rel))?;
                 let size = f.metadata().map_err(io(rel))?.len();
-                self.file(
-                    rel,
-                    mode,
-                    owner,
-                    mtime,
-                    size,
-                    f.take(size),
-                )
+                self.file(rel, mode, owner, mtime, size, f.take(size))
             }
         }
     }

@@ -6,8 +6,8 @@
 //! running the stage's SHELL with the command (or the exec form as given),
 //! attaches to its output, and after it exits turns the container's overlay
 //! upper directory into the step's layer ([`crate::runtime::diff`]:
-//! overlay whiteouts become OCI whiteouts). The container is removed
-//! whatever happens.
+//! overlay whiteouts become OCI whiteouts; the mount points the runtime
+//! made are left out). The container is removed whatever happens.
 //!
 //! The container is made and started by the berth binary itself
 //! (`berth create` / `berth start -a` / `berth rm -f -v`), so a build runs
@@ -76,6 +76,13 @@ pub fn reap_orphans(root: &StateRoot) -> Result<Vec<String>, RunError> {
     }
     Ok(reaped)
 }
+
+/// The files the runtime bind-mounts into every container (and so makes,
+/// empty, in its upper directory when the image lacks them). Docker's
+/// classic builder keeps them in the container's init layer, out of the
+/// step's diff, and a RUN cannot change them (its writes go to the mounted
+/// file): they are never part of a RUN layer.
+pub const MOUNT_STUBS: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -174,12 +181,27 @@ impl BuildContainer {
         Ok(status.code().unwrap_or(128))
     }
 
-    /// Writes the container's changes as a layer blob; returns (diff_id, size).
-    pub fn layer(&self, root: &StateRoot, store: &ImageStore) -> Result<(Digest, u64), RunError> {
+    /// Writes the container's changes as a layer blob; returns (diff_id,
+    /// size). The mount points the runtime made for the container are left
+    /// out: [`MOUNT_STUBS`] and `mount_points` (image paths, `/etc/x`),
+    /// with the directories made only to hold them.
+    pub fn layer(
+        &self,
+        root: &StateRoot,
+        store: &ImageStore,
+        mount_points: &[String],
+    ) -> Result<(Digest, u64), RunError> {
         let upper = self.upper(root)?;
+        let stubs: Vec<PathBuf> = MOUNT_STUBS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(mount_points.iter().cloned())
+            .map(|p| PathBuf::from(p.trim_start_matches('/')))
+            .collect();
+        let skip = |rel: &Path| stubs.iter().any(|s| s == rel);
         let mut blob = store.blob_writer()?;
         if upper.is_dir() {
-            diff::write_layer(&upper, &mut blob)?;
+            diff::write_layer_except(&upper, &mut blob, &skip)?;
         } else {
             diff::write_layer(&empty_dir(root)?, &mut blob)?;
         }

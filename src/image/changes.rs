@@ -183,7 +183,9 @@ mod tests {
             ("LABEL a=b c=d", Ok(json!({"Labels": {"a": "b", "c": "d"}}))),
             (
                 "EXPOSE 80 53/udp 8000-8001",
-                Ok(json!({"ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}}})),
+                Ok(
+                    json!({"ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}}}),
+                ),
             ),
             (
                 "VOLUME /data /logs",
