@@ -607,3 +607,81 @@ fn builds_match_docker() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+fn build_in(root: &TestRoot, ctx: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["build", "--network", "none"];
+    args.extend_from_slice(extra);
+    let c = ctx.to_str().unwrap().to_string();
+    args.push(&c);
+    root.ok(&args)
+}
+
+/// A changed `--build-arg` misses the cache first where the value is
+/// used, not where it is declared (Dockerfile reference, "Impact on build
+/// caching"; both builders): every RUN after the ARG (it sees the ARG as
+/// an environment variable), and the other steps only when their expanded
+/// words change. Steps after a rerun step rerun too (their parent changed).
+#[test]
+fn a_changed_build_arg_reruns_only_the_steps_that_use_it() {
+    let root = busybox_root();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "f", "f\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\n\
+         ARG V=1\n\
+         ARG U=a\n\
+         LABEL fixed=yes\n\
+         COPY f /f\n\
+         LABEL u=$U\n\
+         COPY <<EOF /h\n\
+         u is $U\n\
+         EOF\n\
+         RUN echo \"v=$V\" > /v\n",
+    );
+    let first = build_in(&root, ctx.path(), &[]);
+    assert_eq!(first.matches(" ---> Using cache\n").count(), 0, "{first}");
+    let cached_steps = |out: &str| -> Vec<String> {
+        let mut steps = Vec::new();
+        let mut current = String::new();
+        for l in out.lines() {
+            if let Some(rest) = l.strip_prefix("Step ") {
+                current = rest.split_once(" : ").unwrap().1.to_string();
+            } else if l == " ---> Using cache" {
+                steps.push(current.clone());
+            }
+        }
+        steps
+    };
+    // V is used by the RUN only.
+    let v2 = build_in(&root, ctx.path(), &["--build-arg", "V=2", "-t", "v2"]);
+    assert_eq!(
+        cached_steps(&v2),
+        [
+            "ARG V=1",
+            "ARG U=a",
+            "LABEL fixed=yes",
+            "COPY f /f",
+            "LABEL u=$U",
+            "COPY <<EOF /h"
+        ],
+        "{v2}"
+    );
+    assert_eq!(v2.matches("Running in").count(), 1, "{v2}");
+    // U changes the LABEL's and the here-document's expansion: they rerun,
+    // and so does everything after them.
+    let u = build_in(&root, ctx.path(), &["--build-arg", "U=b", "-t", "u"]);
+    assert_eq!(
+        cached_steps(&u),
+        ["ARG V=1", "ARG U=a", "LABEL fixed=yes", "COPY f /f"],
+        "{u}"
+    );
+    let img = inspect(&root, "u");
+    assert_eq!(img["Config"]["Labels"]["u"], "b", "{img}");
+    let h = Layers::of(&root, "u");
+    assert!(h.merged().contains_key("/h"));
+    // The defaults again: everything from the cache.
+    let again = build_in(&root, ctx.path(), &[]);
+    assert_eq!(cached_steps(&again).len(), 7, "{again}");
+}

@@ -1,13 +1,19 @@
 //! The build cache: which image a build step made, by the step's inputs.
 //!
-//! As in Docker's classic builder, a step is identified by a key that hashes
+//! As in Docker's builders, a step is identified by a key that hashes
 //! everything its result depends on: the image it starts from (the parent
-//! step's image id), the instruction as expanded, the build-argument values
-//! it can see and, for `COPY`/`ADD`, the content digest of the files it
-//! copies (paths, modes, owners, contents; see [`super::context`]). `RUN`
-//! adds nothing more: its result is assumed to depend only on those.
-//! A rebuild therefore reruns exactly the steps whose inputs changed and
-//! every step after them (their parent id changes).
+//! step's image id), the instruction as expanded and, for `COPY`/`ADD`, the
+//! content digest of the files it copies (paths, modes, owners, contents;
+//! see [`super::context`]) and of its expanded here-documents. Build
+//! arguments count where they are used, not where they are declared
+//! (<https://docs.docker.com/reference/dockerfile/#impact-on-build-caching>):
+//! a `RUN` sees every ARG in scope as an environment variable, so the
+//! values of all of them (but those an ENV of the same name hides) are in
+//! its key; any other step sees an ARG only through its expanded words,
+//! already in the instruction, so its key has no args. `RUN` adds nothing
+//! more: its result is assumed to depend only on those. A rebuild therefore
+//! reruns exactly the steps whose inputs changed and every step after them
+//! (their parent id changes).
 //!
 //! The index is one small file per key, `ROOT/build-cache/<key>`, holding
 //! the image id; written atomically; an entry is valid only while its image
@@ -40,7 +46,8 @@ pub struct StepInputs<'a> {
     pub parent: Option<&'a Digest>,
     /// The instruction after variable expansion.
     pub instruction: &'a str,
-    /// Build arguments in scope and their values.
+    /// The build arguments the step sees and their values (for `RUN`: the
+    /// ARGs in scope; empty for other steps).
     pub args: BTreeMap<String, String>,
     /// For `COPY`/`ADD`: the digest of the selected sources.
     pub content: Option<&'a str>,

@@ -667,10 +667,21 @@ impl Builder<'_> {
                     .or_else(|| self.req.network.clone())
                     .unwrap_or_else(|| "default".into());
                 let argv = run_argv(&st.shell, command, heredocs);
+                // A RUN sees every ARG in scope as an environment variable
+                // (unless an ENV of the same name hides it): all of them
+                // are its inputs (BuildKit's rule, see super::cache).
+                let env_names: BTreeSet<String> =
+                    st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
+                let run_args: BTreeMap<String, String> = st
+                    .args
+                    .iter()
+                    .filter(|(k, _)| !env_names.contains(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 let key = cache::key(&StepInputs {
                     parent: st.image.as_ref().map(|i| &i.id),
                     instruction: &canonical,
-                    args: st.args.clone(),
+                    args: run_args.clone(),
                     content: None,
                 });
                 if let Some(img) = self.cached(&key)? {
@@ -685,14 +696,7 @@ impl Builder<'_> {
                                 .into(),
                     });
                 };
-                let env_names: BTreeSet<String> =
-                    st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
-                let env = st
-                    .args
-                    .iter()
-                    .filter(|(k, _)| !env_names.contains(*k))
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let env = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let spec = RunSpec {
                     image: parent.id.clone(),
                     argv: argv.clone(),
@@ -728,10 +732,12 @@ impl Builder<'_> {
                 self.copy(file, stage, st, line, &canonical, c, is_add)?;
             }
             other => {
+                // What a config step makes depends on the args only through
+                // its expanded words, which the canonical form holds.
                 let key = cache::key(&StepInputs {
                     parent: st.image.as_ref().map(|i| &i.id),
                     instruction: &canonical,
-                    args: st.args.clone(),
+                    args: BTreeMap::new(),
                     content: None,
                 });
                 if let Some(img) = self.cached(&key)? {
@@ -825,15 +831,22 @@ impl Builder<'_> {
         };
         let ctx = from_ctx.as_ref().unwrap_or(&self.ctx);
         enum Src<'h> {
-            Heredoc(&'h dockerfile::Heredoc),
+            /// A here-document and its body (expanded when it expands).
+            Heredoc(&'h dockerfile::Heredoc, String),
             Files(Vec<Selected>),
         }
         let mut sources = Vec::new();
         let mut digest_input = String::new();
         for s in &c.sources {
             if let Some(h) = c.heredocs.iter().find(|h| &h.name == s) {
-                digest_input.push_str(&format!("heredoc {} {:?}\n", h.name, h.content));
-                sources.push((s.clone(), Src::Heredoc(h)));
+                let body = if h.expand {
+                    let vars = self.vars(st)?;
+                    expand_heredoc(&h.content, self.escape, line, &vars)?
+                } else {
+                    h.content.clone()
+                };
+                digest_input.push_str(&format!("heredoc {} {body:?}\n", h.name));
+                sources.push((s.clone(), Src::Heredoc(h, body)));
                 continue;
             }
             if s.contains("://") || s.starts_with("git@") {
@@ -861,10 +874,12 @@ impl Builder<'_> {
             });
         }
         let content = Digest::of_bytes(digest_input.as_bytes()).to_string();
+        // The args reach a copy only through its expanded words and
+        // here-documents, which the canonical form and content hold.
         let key = cache::key(&StepInputs {
             parent: st.image.as_ref().map(|i| &i.id),
             instruction: canonical,
-            args: st.args.clone(),
+            args: BTreeMap::new(),
             content: Some(&content),
         });
         if let Some(img) = self.cached(&key)? {
@@ -930,19 +945,13 @@ impl Builder<'_> {
         let owner = opts.chown.unwrap_or((0, 0));
         for (_, src) in &sources {
             match src {
-                Src::Heredoc(h) => {
+                Src::Heredoc(h, body) => {
                     let target = if dest_is_dir {
                         layer::join(&dest, &h.name)
                     } else {
                         dest.clone()
                     };
                     w.parents(&target, &exists, owner)?;
-                    let body = if h.expand {
-                        let vars = self.vars(st)?;
-                        expand_heredoc(&h.content, self.escape, line, &vars)?
-                    } else {
-                        h.content.clone()
-                    };
                     w.bytes(&target, body.as_bytes(), opts)?;
                 }
                 Src::Files(sel) => {
