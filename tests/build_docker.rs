@@ -685,3 +685,177 @@ fn a_changed_build_arg_reruns_only_the_steps_that_use_it() {
     let again = build_in(&root, ctx.path(), &[]);
     assert_eq!(cached_steps(&again).len(), 7, "{again}");
 }
+
+fn run_in(root: &TestRoot, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--network", "none", image];
+    args.extend_from_slice(cmd);
+    root.ok(&args)
+}
+
+/// `RUN --mount=type=cache`: the directory outlives the step and the
+/// build, so a changed step (a cache miss, as a changed `npm install`
+/// line would be) finds what the last run left in it; its files are not
+/// in the image; uid/gid/mode apply when it is made; a different id is a
+/// different cache.
+#[test]
+fn cache_mounts_keep_their_files_across_builds() {
+    let root = busybox_root();
+    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = |step: &str| {
+        write(
+            ctx.path(),
+            "Dockerfile",
+            &format!(
+                "FROM busybox\n\
+                 WORKDIR /app\n\
+                 RUN --mount=type=cache,target=/cache,uid=1000,gid=1000,mode=0700 \
+                     ls /cache > /seen; stat -c '%u:%g %a' /cache > /perm; \
+                     echo {step} >> /cache/downloads\n\
+                 RUN --mount=type=cache,target=deps,id=other,sharing=locked ls /app/deps > /other\n"
+            ),
+        )
+    };
+    dockerfile("first");
+    build_in(&root, ctx.path(), &["-t", "c1"]);
+    assert_eq!(run_in(&root, "c1", &["cat", "/seen"]), "");
+    assert_eq!(run_in(&root, "c1", &["cat", "/perm"]), "1000:1000 700\n");
+    dockerfile("second");
+    let out = build_in(&root, ctx.path(), &["-t", "c2"]);
+    assert_eq!(out.matches("Running in").count(), 2, "{out}");
+    assert_eq!(
+        run_in(&root, "c2", &["cat", "/seen"]),
+        "downloads\n",
+        "the second build's step found the first one's files"
+    );
+    assert_eq!(
+        run_in(&root, "c2", &["cat", "/other"]),
+        "",
+        "another id, another cache"
+    );
+    let fs = Layers::of(&root, "c2").merged();
+    for p in ["/cache", "/cache/downloads", "/app/deps"] {
+        assert!(!fs.contains_key(p), "{p} is in the image: {:?}", fs.get(p));
+    }
+    assert!(fs.contains_key("/app"), "WORKDIR made /app");
+    // The cache is in the state root, per id.
+    let mounts: Vec<_> = fs::read_dir(root.path().join("build-mounts"))
+        .unwrap()
+        .collect();
+    assert_eq!(mounts.len(), 2);
+}
+
+/// `RUN --mount=type=secret`: mounted read-only at /run/secrets/ID with
+/// mode 0400, never in a layer, the saved image or the cache key (a new
+/// secret value does not rerun the step, as in BuildKit); `required`
+/// fails without it, an unrequired missing one is skipped.
+#[test]
+fn secret_mounts_reach_the_step_and_nothing_else() {
+    let root = busybox_root();
+    let ctx = tempfile::tempdir().unwrap();
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("token");
+    fs::write(&secret, "s3cret-value").unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=tok test \"$(tr a-z A-Z < /run/secrets/tok)\" = S3CRET-VALUE \
+             && stat -c '%a %u' /run/secrets/tok > /perm \
+             && ! touch /run/secrets/tok 2>/dev/null\n\
+         RUN --mount=type=secret,id=absent,target=/etc/absent test ! -e /etc/absent\n",
+    );
+    let src = format!("id=tok,src={}", secret.display());
+    build_in(&root, ctx.path(), &["--secret", &src, "-t", "s"]);
+    assert_eq!(run_in(&root, "s", &["cat", "/perm"]), "400 0\n");
+    let fs = Layers::of(&root, "s").merged();
+    for p in ["/run", "/run/secrets", "/run/secrets/tok", "/etc/absent"] {
+        assert!(!fs.contains_key(p), "{p} is in the image");
+    }
+    let saved = tempfile::tempdir().unwrap();
+    let file = saved.path().join("s.tar");
+    root.ok(&["save", "-o", file.to_str().unwrap(), "s"]);
+    let bytes = fs::read(&file).unwrap();
+    assert!(
+        !bytes.windows(12).any(|w| w == b"s3cret-value"),
+        "the secret is in the saved image"
+    );
+    // Another value: the step is cached (secrets are not cache inputs).
+    fs::write(&secret, "other-value").unwrap();
+    let again = build_in(&root, ctx.path(), &["--secret", &src]);
+    assert_eq!(again.matches(" ---> Using cache\n").count(), 2, "{again}");
+    // A required secret that was not given.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=secret,id=tok,required true\n",
+    );
+    let err = root.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert!(
+        err.contains("line 2: secret \"tok\" is required by this RUN: pass it with berth build --secret id=tok,src=FILE"),
+        "{err}"
+    );
+    let err = root.fails(&[
+        "build",
+        "--secret",
+        "id=x,src=/nonexistent",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("/nonexistent is not a readable file"), "{err}");
+}
+
+/// `RUN --mount=type=bind`: the context (or a stage) at the target,
+/// read-only by default, writes of an `rw` one discarded, `.dockerignore`
+/// honoured; its content is a cache input (a changed file reruns the
+/// step); nothing of it is in the image.
+#[test]
+fn bind_mounts_from_the_context_and_a_stage() {
+    let root = busybox_root();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "data.txt", "one\n");
+    write(ctx.path(), "hidden.txt", "h\n");
+    write(ctx.path(), ".dockerignore", "hidden.txt\n");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox AS s\n\
+         RUN mkdir /out && echo from-stage > /out/x\n\
+         FROM busybox\n\
+         RUN --mount=type=bind,source=data.txt,target=/mnt/d cat /mnt/d > /copied \
+             && (touch /mnt/d 2>/dev/null && echo rw || echo ro) > /mode\n\
+         RUN --mount=type=bind,target=/ctx,rw ls /ctx > /listing && echo scribble > /ctx/data.txt\n\
+         RUN --mount=type=bind,from=s,source=/out,target=/o cat /o/x > /staged\n",
+    );
+    build_in(&root, ctx.path(), &["-t", "b"]);
+    assert_eq!(
+        run_in(
+            &root,
+            "b",
+            &["cat", "/copied", "/mode", "/listing", "/staged"]
+        ),
+        "one\nro\nDockerfile\ndata.txt\nfrom-stage\n"
+    );
+    assert_eq!(
+        fs::read_to_string(ctx.path().join("data.txt")).unwrap(),
+        "one\n",
+        "an rw bind mount does not write the context"
+    );
+    let fs = Layers::of(&root, "b").merged();
+    for p in ["/mnt", "/mnt/d", "/ctx", "/o"] {
+        assert!(!fs.contains_key(p), "{p} is in the image");
+    }
+    write(ctx.path(), "data.txt", "two\n");
+    let again = build_in(&root, ctx.path(), &["-t", "b"]);
+    assert_eq!(again.matches("Running in").count(), 3, "{again}");
+    assert_eq!(run_in(&root, "b", &["cat", "/copied"]), "two\n");
+    // A bad mount is reported at its line and column.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=cache,target=/c,sharing=sometimes true\n",
+    );
+    let err = root.fails(&["build", ctx.path().to_str().unwrap()]);
+    assert!(
+        err.contains("line 2:5: --mount=type=cache,target=/c,sharing=sometimes: sharing=sometimes: give shared, private or locked"),
+        "{err}"
+    );
+}

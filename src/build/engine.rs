@@ -32,6 +32,7 @@ use super::derive;
 use super::dockerfile::{self, Command, CopySpec, Dockerfile, Instruction, Kind, Stage};
 use super::ignore::DockerIgnore;
 use super::layer::{self, CopyOpts, LayerWriter};
+use super::mount::{self, Prepared, SecretSource};
 use super::rootview::{self, RootView, ViewError};
 use super::run::{self, RunError, RunSpec};
 use crate::image::digest::Digest;
@@ -60,6 +61,8 @@ pub struct BuildRequest {
     pub quiet: bool,
     /// `--network` of RUN containers (default: `default`, the bridge, as Docker).
     pub network: Option<String>,
+    /// `--secret id=…`: what `RUN --mount=type=secret` mounts, by id.
+    pub secrets: BTreeMap<String, SecretSource>,
     /// Set (by a signal handler) to stop the build before its next step; a
     /// running build container is removed.
     pub interrupted: Option<&'static AtomicBool>,
@@ -372,14 +375,27 @@ impl Builder<'_> {
                 todo.push(d);
             }
             for ins in &s.instructions {
-                if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
-                    if let Some(f) = &c.from {
-                        // (--from may use global ARGs; stage ARGs are not known yet.)
-                        let f = expand_with(f, self.escape, ins.line, globals)
-                            .unwrap_or_else(|_| f.clone());
-                        if let Some(d) = stage_ref(&file.stages, i, &f) {
-                            todo.push(d);
-                        }
+                // (--from may use global ARGs; stage ARGs are not known yet.)
+                let expand = |f: &str| {
+                    expand_with(f, self.escape, ins.line, globals).unwrap_or_else(|_| f.to_string())
+                };
+                let from = match &ins.kind {
+                    Kind::Copy(c) | Kind::Add(c) => c.from.iter().map(|f| expand(f)).collect(),
+                    // RUN --mount=type=bind,from=STAGE
+                    Kind::Run { flags, .. } => flags
+                        .iter()
+                        .filter_map(|f| f.strip_prefix("--mount="))
+                        .filter_map(|m| mount::parse(&expand(m)).ok())
+                        .filter_map(|m| match m.kind {
+                            mount::Kind::Bind { from, .. } => from,
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for f in from {
+                    if let Some(d) = stage_ref(&file.stages, i, &f) {
+                        todo.push(d);
                     }
                 }
             }
@@ -654,12 +670,72 @@ impl Builder<'_> {
                 heredocs,
                 flags,
             } => {
-                if let Some(f) = flags.iter().find(|f| !f.starts_with("--network=")) {
+                if let Some(f) = flags
+                    .iter()
+                    .find(|f| !f.starts_with("--network=") && !f.starts_with("--mount="))
+                {
                     return Err(BuildError::Line {
                         line,
                         message: format!("RUN {f} is not supported by berth's builder"),
                     });
                 }
+                let at_line = |e: mount::MountError| BuildError::Line {
+                    line,
+                    message: e.to_string(),
+                };
+                let workdir = st.config(&self.store)?["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let mut mounts = Vec::new();
+                for spec in flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
+                    let mut m = mount::parse(&x(spec)?).map_err(at_line)?;
+                    m.target = absolute(&workdir, &m.target);
+                    mounts.push(m);
+                }
+                // Bind sources: selected now, for the key and the copy.
+                let mut views = Vec::new();
+                let mut bind_sources = Vec::new();
+                let mut bind_digests = String::new();
+                for m in &mounts {
+                    let mount::Kind::Bind { source, from, .. } = &m.kind else {
+                        continue;
+                    };
+                    let sel = match from {
+                        None => self.ctx.select(source),
+                        Some(f) => {
+                            let img = match stage_ref(&file.stages, stage.index, f) {
+                                Some(d) => self.built.get(&d).cloned().flatten(),
+                                None => Some(self.base_image(f, line)?),
+                            };
+                            let view = RootView::open(&self.store, img.as_ref())?;
+                            let c = BuildContext::new(view.path(), Box::new(NoExcludes))
+                                .map_err(|source| BuildError::Context { line, source })?;
+                            views.push(view);
+                            c.select(source)
+                        }
+                    }
+                    .map_err(|source| BuildError::Context { line, source })?;
+                    if sel.len() != 1 {
+                        return Err(BuildError::Line {
+                            line,
+                            message: format!(
+                                "RUN --mount=type=bind,source={source}: the source must name one file or directory"
+                            ),
+                        });
+                    }
+                    bind_digests.push_str(
+                        &context::content_digest(&sel)
+                            .map_err(|source| BuildError::Context { line, source })?,
+                    );
+                    bind_digests.push('\n');
+                    bind_sources.extend(sel);
+                }
+                let canonical = if mounts.is_empty() {
+                    canonical.clone()
+                } else {
+                    format!("{canonical} mounts {mounts:?}")
+                };
                 let network = flags
                     .iter()
                     .find_map(|f| f.strip_prefix("--network="))
@@ -678,11 +754,12 @@ impl Builder<'_> {
                     .filter(|(k, _)| !env_names.contains(*k))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
+                let bind_content = Digest::of_bytes(bind_digests.as_bytes()).to_string();
                 let key = cache::key(&StepInputs {
                     parent: st.image.as_ref().map(|i| &i.id),
                     instruction: &canonical,
                     args: run_args.clone(),
-                    content: None,
+                    content: (!bind_sources.is_empty()).then_some(bind_content.as_str()),
                 });
                 if let Some(img) = self.cached(&key)? {
                     st.image = Some(img);
@@ -697,11 +774,38 @@ impl Builder<'_> {
                     });
                 };
                 let env = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let tmp = self.root.tmp_dir();
+                let mut prepared = Prepared::default();
+                let mut binds = bind_sources.iter();
+                for m in &mounts {
+                    match &m.kind {
+                        mount::Kind::Cache { .. } => {
+                            prepared.cache(self.root.path(), &tmp, &m.target, &m.kind)
+                        }
+                        mount::Kind::Secret { .. } => {
+                            prepared.secret(&tmp, &m.target, &m.kind, &self.req.secrets)
+                        }
+                        mount::Kind::Bind {
+                            from, readwrite, ..
+                        } => {
+                            let sel = binds.next().expect("one selection per bind mount");
+                            prepared.bind_copy(&tmp, &m.target, sel, from.is_some(), *readwrite)
+                        }
+                        mount::Kind::Tmpfs { size } => {
+                            prepared.tmpfs(&m.target, size.as_deref());
+                            Ok(())
+                        }
+                    }
+                    .map_err(at_line)?;
+                }
+                drop(views);
                 let spec = RunSpec {
                     image: parent.id.clone(),
                     argv: argv.clone(),
                     env,
                     network,
+                    volumes: prepared.volumes.clone(),
+                    tmpfs: prepared.tmpfs.clone(),
                 };
                 let container = run::create(self.root, &spec)?;
                 let cid = container.id.chars().take(12).collect::<String>();
@@ -717,7 +821,7 @@ impl Builder<'_> {
                         code,
                     });
                 }
-                let layer = container.layer(self.root, &self.store, &[])?;
+                let layer = container.layer(self.root, &self.store, &prepared.targets)?;
                 let created_by = argv.join(" ");
                 let img =
                     derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |c| {

@@ -95,6 +95,10 @@ pub struct RunSpec {
     pub env: Vec<String>,
     /// `--network` of the container (`default`, `none`, `host`, a network).
     pub network: String,
+    /// `-v SRC:DST[:ro]` bind mounts (the RUN's `--mount`s).
+    pub volumes: Vec<String>,
+    /// `--tmpfs DST[:OPTS]` mounts.
+    pub tmpfs: Vec<String>,
 }
 
 /// A build container, removed on drop.
@@ -255,6 +259,12 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
     }
     for e in &spec.env {
         cmd.arg("-e").arg(e);
+    }
+    for v in &spec.volumes {
+        cmd.arg("-v").arg(v);
+    }
+    for t in &spec.tmpfs {
+        cmd.arg("--tmpfs").arg(t);
     }
     cmd.arg("--entrypoint")
         .arg(first)
