@@ -13,7 +13,9 @@
 //! already in the instruction, so its key has no args. `RUN` adds nothing
 //! more: its result is assumed to depend only on those. A rebuild therefore
 //! reruns exactly the steps whose inputs changed and every step after them
-//! (their parent id changes).
+//! (their parent id changes). The key also holds [`BUILDER_VERSION`], so a
+//! berth that builds differently from the same inputs does not reuse an
+//! older one's results.
 //!
 //! The index is one small file per key, `ROOT/build-cache/<key>`, holding
 //! the image id; written atomically; an entry is valid only while its image
@@ -53,6 +55,9 @@ pub struct StepInputs<'a> {
     pub content: Option<&'a str>,
 }
 
+/// The version of what a step makes from its inputs (see [`key`]).
+pub const BUILDER_VERSION: &str = "2";
+
 /// The key of a step: sha256 over its inputs, each length-prefixed so that
 /// no two different input sets hash the same bytes.
 pub fn key(inputs: &StepInputs) -> String {
@@ -62,6 +67,10 @@ pub fn key(inputs: &StepInputs) -> String {
         h.update((v.len() as u64).to_le_bytes());
         h.update(v.as_bytes());
     };
+    // What the builder makes of the same inputs: bumped when that changes
+    // (2: default PATH, RUN layers without mount stubs, hardlinks, owners
+    // kept by COPY --from), so entries of an older berth are not reused.
+    field("builder", BUILDER_VERSION);
     field(
         "parent",
         &inputs.parent.map(|d| d.to_string()).unwrap_or_default(),
