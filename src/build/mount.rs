@@ -647,6 +647,54 @@ mod tests {
     }
 
     #[test]
+    fn cache_sharing_modes() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // the cache directory is chowned
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (root, tmp) = (d.path().join("root"), d.path().join("tmp"));
+        let cache = |sharing| Kind::Cache {
+            id: "x".into(),
+            sharing,
+            mode: 0o750,
+            uid: 0,
+            gid: 0,
+            readonly: false,
+        };
+        let source = |p: &Prepared| p.volumes[0].split(':').next().unwrap().to_string();
+        let mut locked = Prepared::default();
+        locked
+            .cache(&root, &tmp, "/c", &cache(Sharing::Locked))
+            .unwrap();
+        let data = source(&locked);
+        assert!(data.ends_with("/data"), "{data}");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&data).unwrap().mode() & 0o7777, 0o750);
+        // While one holds it, a private user gets a directory of its own.
+        let mut private = Prepared::default();
+        private
+            .cache(&root, &tmp, "/c", &cache(Sharing::Private))
+            .unwrap();
+        let own = source(&private);
+        assert_ne!(own, data);
+        assert!(own.starts_with(tmp.to_str().unwrap()));
+        drop(private);
+        assert!(!Path::new(&own).exists(), "the private copy is discarded");
+        drop(locked);
+        let mut private = Prepared::default();
+        private
+            .cache(&root, &tmp, "/c", &cache(Sharing::Private))
+            .unwrap();
+        assert_eq!(source(&private), data, "free again: the shared directory");
+        drop(private);
+        // Shared users use it at once.
+        let (mut a, mut b) = (Prepared::default(), Prepared::default());
+        a.cache(&root, &tmp, "/c", &cache(Sharing::Shared)).unwrap();
+        b.cache(&root, &tmp, "/c", &cache(Sharing::Shared)).unwrap();
+        assert_eq!((source(&a), source(&b)), (data.clone(), data));
+    }
+
+    #[test]
     fn secret_flags() {
         let env = |k: &str| (k == "TOKEN").then(|| "t0k".to_string());
         assert_eq!(
