@@ -803,7 +803,7 @@ fn secret_mounts_reach_the_step_and_nothing_else() {
     assert!(err.contains("/nonexistent is not a readable file"), "{err}");
 }
 
-/// `RUN --mount=type=bind`: the context (or a stage) at the target,
+/// `RUN --mount=type=bind` (and `type=tmpfs`): the context (or a stage) at the target,
 /// read-only by default, writes of an `rw` one discarded, `.dockerignore`
 /// honoured; its content is a cache input (a changed file reruns the
 /// step); nothing of it is in the image.
@@ -823,7 +823,9 @@ fn bind_mounts_from_the_context_and_a_stage() {
          RUN --mount=type=bind,source=data.txt,target=/mnt/d cat /mnt/d > /copied \
              && (touch /mnt/d 2>/dev/null && echo rw || echo ro) > /mode\n\
          RUN --mount=type=bind,target=/ctx,rw ls /ctx > /listing && echo scribble > /ctx/data.txt\n\
-         RUN --mount=type=bind,from=s,source=/out,target=/o cat /o/x > /staged\n",
+         RUN --mount=type=bind,from=s,source=/out,target=/o cat /o/x > /staged\n\
+         RUN --mount=type=tmpfs,target=/scratch,size=1m touch /scratch/x \
+             && grep -q ' /scratch tmpfs ' /proc/mounts\n",
     );
     build_in(&root, ctx.path(), &["-t", "b"]);
     assert_eq!(
@@ -840,12 +842,12 @@ fn bind_mounts_from_the_context_and_a_stage() {
         "an rw bind mount does not write the context"
     );
     let fs = Layers::of(&root, "b").merged();
-    for p in ["/mnt", "/mnt/d", "/ctx", "/o"] {
+    for p in ["/mnt", "/mnt/d", "/ctx", "/o", "/scratch"] {
         assert!(!fs.contains_key(p), "{p} is in the image");
     }
     write(ctx.path(), "data.txt", "two\n");
     let again = build_in(&root, ctx.path(), &["-t", "b"]);
-    assert_eq!(again.matches("Running in").count(), 3, "{again}");
+    assert_eq!(again.matches("Running in").count(), 4, "{again}");
     assert_eq!(run_in(&root, "b", &["cat", "/copied"]), "two\n");
     // A bad mount is reported at its line and column.
     write(
