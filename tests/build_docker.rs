@@ -458,6 +458,14 @@ fn cases() -> Vec<Case> {
             not_in_last_layer: &["/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"],
             ..CASE
         },
+        // A RUN that changes /etc itself keeps that change, stubs or not.
+        Case {
+            name: "run_layer_keeps_a_changed_etc",
+            dockerfile: "FROM busybox\nRUN chmod 700 /etc\n",
+            fs: &[("/etc", "dir 700 0:0")],
+            absent: &["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"],
+            ..CASE
+        },
         // BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile
         // before the context's .dockerignore (the classic builder knows
         // only the latter: berth follows BuildKit).

@@ -821,7 +821,7 @@ impl Builder<'_> {
                         code,
                     });
                 }
-                let layer = container.layer(self.root, &self.store, &prepared.targets)?;
+                let layer = container.layer(self.root, &self.store, &parent, &prepared.targets)?;
                 let created_by = argv.join(" ");
                 let img =
                     derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |c| {

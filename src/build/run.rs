@@ -29,7 +29,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::image::digest::Digest;
-use crate::image::store::{ImageStore, StoreError};
+use std::cell::OnceCell;
+use std::os::unix::fs::MetadataExt;
+
+use super::rootview::RootView;
+use crate::image::store::{Image, ImageStore, StoreError};
 use crate::runtime::container::ContainerStore;
 use crate::runtime::diff::{self, DiffError};
 use crate::state::{process, StateRoot};
@@ -189,10 +193,13 @@ impl BuildContainer {
     /// size). The mount points the runtime made for the container are left
     /// out: [`MOUNT_STUBS`] and `mount_points` (image paths, `/etc/x`),
     /// with the directories made only to hold them.
+    /// A directory that holds only such mount points stays when its mode or
+    /// owner differ from `parent`'s (a RUN changed it).
     pub fn layer(
         &self,
         root: &StateRoot,
         store: &ImageStore,
+        parent: &Image,
         mount_points: &[String],
     ) -> Result<(Digest, u64), RunError> {
         let upper = self.upper(root)?;
@@ -203,9 +210,29 @@ impl BuildContainer {
             .map(|p| PathBuf::from(p.trim_start_matches('/')))
             .collect();
         let skip = |rel: &Path| stubs.iter().any(|s| s == rel);
+        // The parent's files, looked at only when a directory is in question.
+        let view: OnceCell<Option<RootView>> = OnceCell::new();
+        let changed_dir = |rel: &Path, meta: &std::fs::Metadata| {
+            let Some(v) = view.get_or_init(|| RootView::open(store, Some(parent)).ok()) else {
+                return true;
+            };
+            let Ok(p) = crate::confine::resolve_path(v.path(), &rel.to_string_lossy(), false)
+            else {
+                return true;
+            };
+            match std::fs::symlink_metadata(p) {
+                Ok(m) => {
+                    !m.is_dir()
+                        || (m.mode() & 0o7777, m.uid(), m.gid())
+                            != (meta.mode() & 0o7777, meta.uid(), meta.gid())
+                }
+                // Made only for the mount points.
+                Err(_) => false,
+            }
+        };
         let mut blob = store.blob_writer()?;
         if upper.is_dir() {
-            diff::write_layer_except(&upper, &mut blob, &skip)?;
+            diff::write_layer_except(&upper, &mut blob, &skip, &changed_dir)?;
         } else {
             diff::write_layer(&empty_dir(root)?, &mut blob)?;
         }

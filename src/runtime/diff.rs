@@ -52,7 +52,7 @@ fn empty_entry(mtime: u64) -> tar::Header {
 
 /// Writes the layer tar of `upper` to `out`; returns the number of entries.
 pub fn write_layer<W: Write>(upper: &Path, out: W) -> Result<u64, DiffError> {
-    write_layer_except(upper, out, &|_| false)
+    write_layer_except(upper, out, &|_| false, &|_, _| true)
 }
 
 /// One entry to write, found by the walk.
@@ -64,8 +64,10 @@ struct Item {
 
 /// [`write_layer`] leaving out the paths (relative to `upper`) for which
 /// `skip` holds, and the directories left with nothing but skipped entries
-/// (the mount points a build container's runtime made, and their parents).
-/// An empty directory is a change of its own and stays.
+/// (the mount points a build container's runtime made, and their parents)
+/// unless `changed_dir` says the directory itself changed (its mode or
+/// owner differ from the image's). An empty directory is a change of its
+/// own and stays.
 ///
 /// Entries are written as Docker's `pkg/archive` writes them: regular
 /// files, directories, symbolic links, fifos and character/block devices
@@ -76,9 +78,10 @@ pub fn write_layer_except<W: Write>(
     upper: &Path,
     out: W,
     skip: &dyn Fn(&Path) -> bool,
+    changed_dir: &dyn Fn(&Path, &std::fs::Metadata) -> bool,
 ) -> Result<u64, DiffError> {
     let mut items = Vec::new();
-    collect(upper, upper, skip, &mut items)?;
+    collect(upper, upper, skip, changed_dir, &mut items)?;
     let mut builder = tar::Builder::new(out);
     let mut first_names: std::collections::HashMap<(u64, u64), std::path::PathBuf> =
         Default::default();
@@ -170,6 +173,7 @@ fn collect(
     upper: &Path,
     dir: &Path,
     skip: &dyn Fn(&Path) -> bool,
+    changed_dir: &dyn Fn(&Path, &std::fs::Metadata) -> bool,
     items: &mut Vec<Item>,
 ) -> Result<bool, DiffError> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -192,13 +196,13 @@ fn collect(
         }
         if meta.file_type().is_dir() {
             let mark = items.len();
-            let opaque = is_opaque(&path);
+            let keep = is_opaque(&path) || changed_dir(&rel, &meta);
             items.push(Item {
                 path: path.clone(),
                 rel,
                 meta,
             });
-            if !collect(upper, &path, skip, items)? && !opaque {
+            if !collect(upper, &path, skip, changed_dir, items)? && !keep {
                 // Only there for what was skipped.
                 items.truncate(mark);
                 skipped_any = true;
@@ -305,7 +309,11 @@ mod tests {
                 || p == Path::new("var/log/x")
         };
         let mut out = Vec::new();
-        write_layer_except(r, &mut out, &skip).unwrap();
+        write_layer_except(r, &mut out, &skip, &|_, _| false).unwrap();
         assert_eq!(names(&out), ["empty", "var", "var/kept"]);
+        // A directory that changed itself stays, with nothing in it.
+        let mut out = Vec::new();
+        write_layer_except(r, &mut out, &skip, &|p, _| p == Path::new("etc")).unwrap();
+        assert_eq!(names(&out), ["empty", "etc", "var", "var/kept"]);
     }
 }
