@@ -150,3 +150,31 @@ fn builder_prune_asks_first() {
         "nothing was pruned: {text}"
     );
 }
+
+/// `RUN --mount=type=cache` directories are build cache: `system df`
+/// counts them and `builder prune -a` removes them.
+#[test]
+fn cache_mounts_are_build_cache() {
+    let root = root_with_busybox();
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=cache,target=/cache head -c 400000 /dev/zero > /cache/blob && echo done > /done\n",
+    )
+    .unwrap();
+    build(&root, ctx.path(), "mounted");
+    let mounts = root.path().join("build-mounts");
+    assert_eq!(fs::read_dir(&mounts).unwrap().count(), 1);
+    let usage = df(&root);
+    assert!(bytes(&usage["Build Cache"].2) >= 400_000.0, "{usage:?}");
+    root.ok(&["builder", "prune", "-f"]);
+    assert_eq!(
+        fs::read_dir(&mounts).unwrap().count(),
+        1,
+        "dangling prune keeps mounts"
+    );
+    let out = root.ok(&["builder", "prune", "-a", "-f"]);
+    assert!(out.contains("Deleted cache mounts: 1"), "{out}");
+    assert_eq!(fs::read_dir(&mounts).unwrap().count(), 0);
+    assert_eq!(df(&root)["Build Cache"].0, "0");
+}

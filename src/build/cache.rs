@@ -1,13 +1,21 @@
 //! The build cache: which image a build step made, by the step's inputs.
 //!
-//! As in Docker's classic builder, a step is identified by a key that hashes
+//! As in Docker's builders, a step is identified by a key that hashes
 //! everything its result depends on: the image it starts from (the parent
-//! step's image id), the instruction as expanded, the build-argument values
-//! it can see and, for `COPY`/`ADD`, the content digest of the files it
-//! copies (paths, modes, owners, contents; see [`super::context`]). `RUN`
-//! adds nothing more: its result is assumed to depend only on those.
-//! A rebuild therefore reruns exactly the steps whose inputs changed and
-//! every step after them (their parent id changes).
+//! step's image id), the instruction as expanded and, for `COPY`/`ADD`, the
+//! content digest of the files it copies (paths, modes, owners, contents;
+//! see [`super::context`]) and of its expanded here-documents. Build
+//! arguments count where they are used, not where they are declared
+//! (<https://docs.docker.com/reference/dockerfile/#impact-on-build-caching>):
+//! a `RUN` sees every ARG in scope as an environment variable, so the
+//! values of all of them (but those an ENV of the same name hides) are in
+//! its key; any other step sees an ARG only through its expanded words,
+//! already in the instruction, so its key has no args. `RUN` adds nothing
+//! more: its result is assumed to depend only on those. A rebuild therefore
+//! reruns exactly the steps whose inputs changed and every step after them
+//! (their parent id changes). The key also holds [`BUILDER_VERSION`], so a
+//! berth that builds differently from the same inputs does not reuse an
+//! older one's results.
 //!
 //! The index is one small file per key, `ROOT/build-cache/<key>`, holding
 //! the image id; written atomically; an entry is valid only while its image
@@ -40,11 +48,15 @@ pub struct StepInputs<'a> {
     pub parent: Option<&'a Digest>,
     /// The instruction after variable expansion.
     pub instruction: &'a str,
-    /// Build arguments in scope and their values.
+    /// The build arguments the step sees and their values (for `RUN`: the
+    /// ARGs in scope; empty for other steps).
     pub args: BTreeMap<String, String>,
     /// For `COPY`/`ADD`: the digest of the selected sources.
     pub content: Option<&'a str>,
 }
+
+/// The version of what a step makes from its inputs (see [`key`]).
+pub const BUILDER_VERSION: &str = "2";
 
 /// The key of a step: sha256 over its inputs, each length-prefixed so that
 /// no two different input sets hash the same bytes.
@@ -55,6 +67,10 @@ pub fn key(inputs: &StepInputs) -> String {
         h.update((v.len() as u64).to_le_bytes());
         h.update(v.as_bytes());
     };
+    // What the builder makes of the same inputs: bumped when that changes
+    // (2: default PATH, RUN layers without mount stubs, hardlinks, owners
+    // kept by COPY --from), so entries of an older berth are not reused.
+    field("builder", BUILDER_VERSION);
     field(
         "parent",
         &inputs.parent.map(|d| d.to_string()).unwrap_or_default(),

@@ -7,8 +7,10 @@
 //! root: `..` that climbs above it is refused, and symbolic links met on the
 //! way to a source are resolved *inside* the root (an absolute target is
 //! taken relative to the root, `..` stops at it), as Docker's
-//! `FollowSymlinkInScope` does. A source that is itself a symbolic link, and
-//! links inside copied directories, are copied as links, never followed.
+//! `FollowSymlinkInScope` does. A source that is itself a symbolic link is
+//! copied as its target (resolved the same way, under the link's name), as
+//! both of Docker's builders do; links inside copied directories are copied
+//! as links, never followed.
 //! Paths excluded by `.dockerignore` are invisible
 //! (<https://docs.docker.com/build/concepts/context/#dockerignore-files>).
 //!
@@ -88,6 +90,11 @@ pub struct Entry {
     pub uid: u32,
     pub gid: u32,
     pub size: u64,
+    /// Device, inode and link count: files sharing (dev, ino) are one
+    /// hardlink group, written as tar hardlinks.
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
 }
 
 /// What one source operand selected.
@@ -213,6 +220,9 @@ impl BuildContext {
             uid: meta.uid(),
             gid: meta.gid(),
             size: if ft.is_file() { meta.len() } else { 0 },
+            dev: meta.dev(),
+            ino: meta.ino(),
+            nlink: meta.nlink(),
         })
     }
 
@@ -246,13 +256,26 @@ impl BuildContext {
             }
             let mut path = self.root.clone();
             path.extend(&p);
-            if std::fs::symlink_metadata(&path).is_err() {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 return Err(ContextError::NotFound(source.to_string()));
+            };
+            // A source that is a link is copied as what it points at (inside
+            // the root), under the link's own name, as Docker does.
+            let mut walk_rel = rel.clone();
+            if meta.file_type().is_symlink() {
+                let target = crate::confine::resolve(&self.root, &rel, true)
+                    .map_err(|_| ContextError::Loop(source.to_string()))?;
+                path = self.root.clone();
+                path.extend(&target);
+                walk_rel = target.join("/");
+                if std::fs::metadata(&path).is_err() {
+                    return Err(ContextError::NotFound(source.to_string()));
+                }
             }
             let top = self.entry(rel.clone(), path.clone())?;
             let mut children = Vec::new();
             if top.kind == EntryKind::Dir {
-                self.walk(&path, &rel, "", &mut children)?;
+                self.walk(&path, &walk_rel, "", &mut children)?;
             }
             out.push(Selected { top, children });
         }
@@ -487,9 +510,24 @@ mod tests {
             c.select("src/../../x"),
             Err(ContextError::Outside(_))
         ));
-        // A link as the source is taken as a link, not followed.
-        let s = c.select("passwd-link").unwrap();
-        assert_eq!(s[0].top.kind, EntryKind::Symlink("/etc/passwd".into()));
+        // A link as the source is followed inside the root: /etc/passwd is
+        // ROOT/etc/passwd, which does not exist.
+        assert!(matches!(
+            c.select("passwd-link"),
+            Err(ContextError::NotFound(_))
+        ));
+        // One that points inside is copied as its target, under its own name.
+        symlink("src/sub", d.path().join("sub-link")).unwrap();
+        symlink("/app.txt", d.path().join("app-link")).unwrap();
+        let s = c.select("app-link").unwrap();
+        assert_eq!(
+            (s[0].top.rel.as_str(), &s[0].top.kind),
+            ("app-link", &EntryKind::File)
+        );
+        assert_eq!(s[0].top.path, c.root().join("app.txt"));
+        let s = c.select("sub-link").unwrap();
+        assert_eq!(s[0].top.kind, EntryKind::Dir);
+        assert_eq!(rels(&s), ["sub-link", "sub-link:x.h"]);
         // Links on the way are resolved inside the root: etc-link/passwd is
         // ROOT/etc/passwd, which does not exist.
         assert!(matches!(
@@ -529,6 +567,7 @@ mod tests {
         symlink("a", d.path().join("b")).unwrap();
         let c = BuildContext::new(d.path(), Box::new(NoExcludes)).unwrap();
         assert!(matches!(c.select("a/x"), Err(ContextError::Loop(_))));
+        assert!(matches!(c.select("a"), Err(ContextError::Loop(_))));
     }
 
     #[test]

@@ -33,6 +33,27 @@ pub fn parent_config(store: &ImageStore, parent: Option<&Image>) -> Result<Value
     Ok(if v.is_object() { v } else { fresh })
 }
 
+/// Docker's default `PATH` (`system.DefaultPathEnvUnix`), which both of its
+/// builders add to a stage's config when the base image has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Appends `PATH=`[`DEFAULT_PATH`] to the config's `Env` when it has no
+/// `PATH` (the classic builder's `setDefaultPath` at `FROM`, BuildKit's
+/// the same), so every image a stage makes from such a base carries it.
+pub fn ensure_path(config: &mut Value) {
+    let env = &mut config["config"]["Env"];
+    if !env.is_array() {
+        *env = json!([]);
+    }
+    let list = env.as_array_mut().expect("an array");
+    if !list
+        .iter()
+        .any(|e| e.as_str().is_some_and(|s| s.starts_with("PATH=")))
+    {
+        list.push(json!(format!("PATH={DEFAULT_PATH}")));
+    }
+}
+
 /// Stores a new image: `parent` + `layer` (uncompressed tar: digest = diff_id),
 /// with `edit` applied to the whole image configuration (its `config` object
 /// exists when `edit` runs).
@@ -49,6 +70,7 @@ pub fn derive(
     if !config["config"].is_object() {
         config["config"] = Value::Object(Map::new());
     }
+    ensure_path(&mut config);
     edit(&mut config);
     if !config["rootfs"]["diff_ids"].is_array() {
         config["rootfs"] = json!({"type": "layers", "diff_ids": []});

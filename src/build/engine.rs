@@ -32,6 +32,7 @@ use super::derive;
 use super::dockerfile::{self, Command, CopySpec, Dockerfile, Instruction, Kind, Stage};
 use super::ignore::DockerIgnore;
 use super::layer::{self, CopyOpts, LayerWriter};
+use super::mount::{self, Prepared, SecretSource};
 use super::rootview::{self, RootView, ViewError};
 use super::run::{self, RunError, RunSpec};
 use crate::image::digest::Digest;
@@ -60,6 +61,8 @@ pub struct BuildRequest {
     pub quiet: bool,
     /// `--network` of RUN containers (default: `default`, the bridge, as Docker).
     pub network: Option<String>,
+    /// `--secret id=…`: what `RUN --mount=type=secret` mounts, by id.
+    pub secrets: BTreeMap<String, SecretSource>,
     /// Set (by a signal handler) to stop the build before its next step; a
     /// running build container is removed.
     pub interrupted: Option<&'static AtomicBool>,
@@ -136,11 +139,11 @@ struct StageState {
 }
 
 impl StageState {
+    /// The stage's environment: the image's `Env`, with Docker's default
+    /// `PATH` when the base has none (as every step's image will have it).
     fn env(&self, store: &ImageStore) -> Result<Vec<(String, String)>, BuildError> {
-        let Some(img) = &self.image else {
-            return Ok(Vec::new());
-        };
-        let cfg = derive::parent_config(store, Some(img))?;
+        let mut cfg = derive::parent_config(store, self.image.as_ref())?;
+        derive::ensure_path(&mut cfg);
         Ok(cfg["config"]["Env"]
             .as_array()
             .map(|a| {
@@ -176,14 +179,12 @@ pub fn build(
     })?;
     let file = dockerfile::parse(&text).map_err(|e| BuildError::Parse(e.to_string()))?;
     let escape = escape_of(&text);
-    let excludes: Box<dyn Excludes> =
-        match std::fs::read_to_string(req.context.join(".dockerignore")) {
-            Ok(t) => Box::new(IgnoreRules(
-                DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Box::new(NoExcludes),
-            Err(e) => return Err(BuildError::Ignore(e.to_string())),
-        };
+    let excludes: Box<dyn Excludes> = match read_ignore_file(&path, &req.context)? {
+        Some(t) => Box::new(IgnoreRules(
+            DockerIgnore::parse(&t).map_err(|e| BuildError::Ignore(e.to_string()))?,
+        )),
+        None => Box::new(NoExcludes),
+    };
     let ctx = BuildContext::new(&req.context, excludes).map_err(BuildError::ContextRoot)?;
     for id in run::reap_orphans(root)? {
         tracing::info!("removed build container {id}: its build was killed");
@@ -225,6 +226,27 @@ pub fn build(
         writeln!(b.out, "Successfully tagged {}", t.familiar())?;
     }
     Ok(b.store.resolve(&image.id.to_string())?)
+}
+
+/// The ignore file of a build, BuildKit's rule
+/// (<https://docs.docker.com/build/concepts/context/#filename-and-location>):
+/// `<Dockerfile>.dockerignore` next to the Dockerfile (`app.Dockerfile` →
+/// `app.Dockerfile.dockerignore`) when it exists, else the context's
+/// `.dockerignore`; `None` when neither does.
+fn read_ignore_file(
+    dockerfile: &std::path::Path,
+    context: &std::path::Path,
+) -> Result<Option<String>, BuildError> {
+    let mut beside = dockerfile.as_os_str().to_owned();
+    beside.push(".dockerignore");
+    for p in [PathBuf::from(beside), context.join(".dockerignore")] {
+        match std::fs::read_to_string(&p) {
+            Ok(t) => return Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BuildError::Ignore(format!("{}: {e}", p.display()))),
+        }
+    }
+    Ok(None)
 }
 
 struct Builder<'a> {
@@ -353,14 +375,27 @@ impl Builder<'_> {
                 todo.push(d);
             }
             for ins in &s.instructions {
-                if let Kind::Copy(c) | Kind::Add(c) = &ins.kind {
-                    if let Some(f) = &c.from {
-                        // (--from may use global ARGs; stage ARGs are not known yet.)
-                        let f = expand_with(f, self.escape, ins.line, globals)
-                            .unwrap_or_else(|_| f.clone());
-                        if let Some(d) = stage_ref(&file.stages, i, &f) {
-                            todo.push(d);
-                        }
+                // (--from may use global ARGs; stage ARGs are not known yet.)
+                let expand = |f: &str| {
+                    expand_with(f, self.escape, ins.line, globals).unwrap_or_else(|_| f.to_string())
+                };
+                let from = match &ins.kind {
+                    Kind::Copy(c) | Kind::Add(c) => c.from.iter().map(|f| expand(f)).collect(),
+                    // RUN --mount=type=bind,from=STAGE
+                    Kind::Run { flags, .. } => flags
+                        .iter()
+                        .filter_map(|f| f.strip_prefix("--mount="))
+                        .filter_map(|m| mount::parse(&expand(m)).ok())
+                        .filter_map(|m| match m.kind {
+                            mount::Kind::Bind { from, .. } => from,
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for f in from {
+                    if let Some(d) = stage_ref(&file.stages, i, &f) {
+                        todo.push(d);
                     }
                 }
             }
@@ -635,12 +670,72 @@ impl Builder<'_> {
                 heredocs,
                 flags,
             } => {
-                if let Some(f) = flags.iter().find(|f| !f.starts_with("--network=")) {
+                if let Some(f) = flags
+                    .iter()
+                    .find(|f| !f.starts_with("--network=") && !f.starts_with("--mount="))
+                {
                     return Err(BuildError::Line {
                         line,
                         message: format!("RUN {f} is not supported by berth's builder"),
                     });
                 }
+                let at_line = |e: mount::MountError| BuildError::Line {
+                    line,
+                    message: e.to_string(),
+                };
+                let workdir = st.config(&self.store)?["config"]["WorkingDir"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let mut mounts = Vec::new();
+                for spec in flags.iter().filter_map(|f| f.strip_prefix("--mount=")) {
+                    let mut m = mount::parse(&x(spec)?).map_err(at_line)?;
+                    m.target = absolute(&workdir, &m.target);
+                    mounts.push(m);
+                }
+                // Bind sources: selected now, for the key and the copy.
+                let mut views = Vec::new();
+                let mut bind_sources = Vec::new();
+                let mut bind_digests = String::new();
+                for m in &mounts {
+                    let mount::Kind::Bind { source, from, .. } = &m.kind else {
+                        continue;
+                    };
+                    let sel = match from {
+                        None => self.ctx.select(source),
+                        Some(f) => {
+                            let img = match stage_ref(&file.stages, stage.index, f) {
+                                Some(d) => self.built.get(&d).cloned().flatten(),
+                                None => Some(self.base_image(f, line)?),
+                            };
+                            let view = RootView::open(&self.store, img.as_ref())?;
+                            let c = BuildContext::new(view.path(), Box::new(NoExcludes))
+                                .map_err(|source| BuildError::Context { line, source })?;
+                            views.push(view);
+                            c.select(source)
+                        }
+                    }
+                    .map_err(|source| BuildError::Context { line, source })?;
+                    if sel.len() != 1 {
+                        return Err(BuildError::Line {
+                            line,
+                            message: format!(
+                                "RUN --mount=type=bind,source={source}: the source must name one file or directory"
+                            ),
+                        });
+                    }
+                    bind_digests.push_str(
+                        &context::content_digest(&sel)
+                            .map_err(|source| BuildError::Context { line, source })?,
+                    );
+                    bind_digests.push('\n');
+                    bind_sources.extend(sel);
+                }
+                let canonical = if mounts.is_empty() {
+                    canonical.clone()
+                } else {
+                    format!("{canonical} mounts {mounts:?}")
+                };
                 let network = flags
                     .iter()
                     .find_map(|f| f.strip_prefix("--network="))
@@ -648,11 +743,23 @@ impl Builder<'_> {
                     .or_else(|| self.req.network.clone())
                     .unwrap_or_else(|| "default".into());
                 let argv = run_argv(&st.shell, command, heredocs);
+                // A RUN sees every ARG in scope as an environment variable
+                // (unless an ENV of the same name hides it): all of them
+                // are its inputs (BuildKit's rule, see super::cache).
+                let env_names: BTreeSet<String> =
+                    st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
+                let run_args: BTreeMap<String, String> = st
+                    .args
+                    .iter()
+                    .filter(|(k, _)| !env_names.contains(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let bind_content = Digest::of_bytes(bind_digests.as_bytes()).to_string();
                 let key = cache::key(&StepInputs {
                     parent: st.image.as_ref().map(|i| &i.id),
                     instruction: &canonical,
-                    args: st.args.clone(),
-                    content: None,
+                    args: run_args.clone(),
+                    content: (!bind_sources.is_empty()).then_some(bind_content.as_str()),
                 });
                 if let Some(img) = self.cached(&key)? {
                     st.image = Some(img);
@@ -666,19 +773,39 @@ impl Builder<'_> {
                                 .into(),
                     });
                 };
-                let env_names: BTreeSet<String> =
-                    st.env(&self.store)?.into_iter().map(|(k, _)| k).collect();
-                let env = st
-                    .args
-                    .iter()
-                    .filter(|(k, _)| !env_names.contains(*k))
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
+                let env = run_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let tmp = self.root.tmp_dir();
+                let mut prepared = Prepared::default();
+                let mut binds = bind_sources.iter();
+                for m in &mounts {
+                    match &m.kind {
+                        mount::Kind::Cache { .. } => {
+                            prepared.cache(self.root.path(), &tmp, &m.target, &m.kind)
+                        }
+                        mount::Kind::Secret { .. } => {
+                            prepared.secret(&tmp, &m.target, &m.kind, &self.req.secrets)
+                        }
+                        mount::Kind::Bind {
+                            from, readwrite, ..
+                        } => {
+                            let sel = binds.next().expect("one selection per bind mount");
+                            prepared.bind_copy(&tmp, &m.target, sel, from.is_some(), *readwrite)
+                        }
+                        mount::Kind::Tmpfs { size } => {
+                            prepared.tmpfs(&m.target, size.as_deref());
+                            Ok(())
+                        }
+                    }
+                    .map_err(at_line)?;
+                }
+                drop(views);
                 let spec = RunSpec {
                     image: parent.id.clone(),
                     argv: argv.clone(),
                     env,
                     network,
+                    volumes: prepared.volumes.clone(),
+                    tmpfs: prepared.tmpfs.clone(),
                 };
                 let container = run::create(self.root, &spec)?;
                 let cid = container.id.chars().take(12).collect::<String>();
@@ -694,7 +821,7 @@ impl Builder<'_> {
                         code,
                     });
                 }
-                let layer = container.layer(self.root, &self.store)?;
+                let layer = container.layer(self.root, &self.store, &parent, &prepared.targets)?;
                 let created_by = argv.join(" ");
                 let img =
                     derive::derive(&self.store, Some(&parent), Some(layer), &created_by, |c| {
@@ -709,10 +836,12 @@ impl Builder<'_> {
                 self.copy(file, stage, st, line, &canonical, c, is_add)?;
             }
             other => {
+                // What a config step makes depends on the args only through
+                // its expanded words, which the canonical form holds.
                 let key = cache::key(&StepInputs {
                     parent: st.image.as_ref().map(|i| &i.id),
                     instruction: &canonical,
-                    args: st.args.clone(),
+                    args: BTreeMap::new(),
                     content: None,
                 });
                 if let Some(img) = self.cached(&key)? {
@@ -739,7 +868,7 @@ impl Builder<'_> {
                         let rel = view.real_path(&dir);
                         let mut blob = self.store.blob_writer()?;
                         let mut w = LayerWriter::new(&mut blob);
-                        w.parents(&rel, &|p| view.exists(p))?;
+                        w.parents(&rel, &|p| view.exists(p), (0, 0))?;
                         w.dir(&rel, 0o755, (0, 0), now())?;
                         w.finish()?;
                         layer = Some(blob.commit(None)?);
@@ -806,15 +935,22 @@ impl Builder<'_> {
         };
         let ctx = from_ctx.as_ref().unwrap_or(&self.ctx);
         enum Src<'h> {
-            Heredoc(&'h dockerfile::Heredoc),
+            /// A here-document and its body (expanded when it expands).
+            Heredoc(&'h dockerfile::Heredoc, String),
             Files(Vec<Selected>),
         }
         let mut sources = Vec::new();
         let mut digest_input = String::new();
         for s in &c.sources {
             if let Some(h) = c.heredocs.iter().find(|h| &h.name == s) {
-                digest_input.push_str(&format!("heredoc {} {:?}\n", h.name, h.content));
-                sources.push((s.clone(), Src::Heredoc(h)));
+                let body = if h.expand {
+                    let vars = self.vars(st)?;
+                    expand_heredoc(&h.content, self.escape, line, &vars)?
+                } else {
+                    h.content.clone()
+                };
+                digest_input.push_str(&format!("heredoc {} {body:?}\n", h.name));
+                sources.push((s.clone(), Src::Heredoc(h, body)));
                 continue;
             }
             if s.contains("://") || s.starts_with("git@") {
@@ -842,10 +978,12 @@ impl Builder<'_> {
             });
         }
         let content = Digest::of_bytes(digest_input.as_bytes()).to_string();
+        // The args reach a copy only through its expanded words and
+        // here-documents, which the canonical form and content hold.
         let key = cache::key(&StepInputs {
             parent: st.image.as_ref().map(|i| &i.id),
             instruction: canonical,
-            args: st.args.clone(),
+            args: BTreeMap::new(),
             content: Some(&content),
         });
         if let Some(img) = self.cached(&key)? {
@@ -879,6 +1017,7 @@ impl Builder<'_> {
                 ),
                 None => None,
             },
+            keep_owner: c.from.is_some(),
         };
         let dest_abs = absolute(&workdir, &c.dest);
         let many = sources.len() > 1
@@ -906,22 +1045,17 @@ impl Builder<'_> {
         let exists = |p: &str| view.exists(&format!("/{p}"));
         let mut blob = self.store.blob_writer()?;
         let mut w = LayerWriter::new(&mut blob);
+        // Directories the copy creates: the --chown owner, else root.
         let owner = opts.chown.unwrap_or((0, 0));
         for (_, src) in &sources {
             match src {
-                Src::Heredoc(h) => {
+                Src::Heredoc(h, body) => {
                     let target = if dest_is_dir {
                         layer::join(&dest, &h.name)
                     } else {
                         dest.clone()
                     };
-                    w.parents(&target, &exists)?;
-                    let body = if h.expand {
-                        let vars = self.vars(st)?;
-                        expand_heredoc(&h.content, self.escape, line, &vars)?
-                    } else {
-                        h.content.clone()
-                    };
+                    w.parents(&target, &exists, owner)?;
                     w.bytes(&target, body.as_bytes(), opts)?;
                 }
                 Src::Files(sel) => {
@@ -929,7 +1063,7 @@ impl Builder<'_> {
                         match s.top.kind {
                             context::EntryKind::Dir => {
                                 if !dest.is_empty() {
-                                    w.parents(&dest, &exists)?;
+                                    w.parents(&dest, &exists, owner)?;
                                     if !exists(&dest) {
                                         w.dir(&dest, 0o755, owner, now())?;
                                     }
@@ -944,7 +1078,7 @@ impl Builder<'_> {
                                 && layer::is_archive(&s.top.path) =>
                             {
                                 if !dest.is_empty() {
-                                    w.parents(&dest, &exists)?;
+                                    w.parents(&dest, &exists, owner)?;
                                     if !exists(&dest) {
                                         w.dir(&dest, 0o755, owner, now())?;
                                     }
@@ -960,7 +1094,7 @@ impl Builder<'_> {
                                 } else {
                                     dest.clone()
                                 };
-                                w.parents(&target, &exists)?;
+                                w.parents(&target, &exists, owner)?;
                                 w.entry(&target, &s.top, opts)?;
                             }
                         }

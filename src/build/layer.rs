@@ -3,15 +3,22 @@
 //! (<https://github.com/opencontainers/image-spec/blob/main/layer.md>), no
 //! container needed.
 //!
-//! Entries are owned by root (or the `--chown` owner), keep their mode (or
-//! take `--chmod`) and modification time. Parent directories of a
-//! destination that the image lacks are added as `0755` root directories, as
-//! Docker creates them. A local tar archive given to `ADD` is unpacked into
-//! the destination: its entries are re-rooted there, and an entry that
-//! climbs out with `..` is refused. Names starting with `.wh.` are refused
-//! too: in a layer they mean "delete" (OCI whiteouts), not a file.
+//! Entries from the build context are owned by root, entries copied out of
+//! an image (`COPY --from`) keep their owners, and `--chown` overrides both;
+//! they keep their mode (or take `--chmod`) and modification time. Files
+//! that are hardlinks of each other in the source stay one hardlink group
+//! (the first as a file, the others as tar hardlink entries to it). Parent
+//! directories of a destination that the image lacks are added as `0755`
+//! directories owned by the `--chown` owner (root without one), as Docker
+//! creates them. A local tar archive given to `ADD` is unpacked into the
+//! destination: its entries are re-rooted there with the owners the archive
+//! stores (`--chown` does not apply to them, as in Docker), its root entry
+//! (`./`) is skipped so the destination directory keeps its mode and owner
+//! (Docker's `Unpack` skips `.` when it exists), and an entry that climbs
+//! out with `..` is refused. Names starting with `.wh.` are refused too: in
+//! a layer they mean "delete" (OCI whiteouts), not a file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -45,6 +52,20 @@ pub struct CopyOpts {
     pub chown: Option<(u32, u32)>,
     /// `--chmod` bits.
     pub chmod: Option<u32>,
+    /// Without `--chown`, keep the sources' owners (`COPY --from`) instead
+    /// of making them root's (the build context).
+    pub keep_owner: bool,
+}
+
+impl CopyOpts {
+    /// The owner an entry of `uid:gid` gets.
+    pub fn owner(&self, uid: u32, gid: u32) -> (u32, u32) {
+        match self.chown {
+            Some(o) => o,
+            None if self.keep_owner => (uid, gid),
+            None => (0, 0),
+        }
+    }
 }
 
 /// Normalises an image path to tar form: no leading `/`, no `.`/empty
@@ -73,6 +94,8 @@ pub struct LayerWriter<W: Write> {
     tar: tar::Builder<W>,
     dirs: BTreeSet<String>,
     mtime: u64,
+    /// The first path written of each (dev, ino) with more than one link.
+    links: HashMap<(u64, u64), String>,
 }
 
 impl<W: Write> LayerWriter<W> {
@@ -87,6 +110,7 @@ impl<W: Write> LayerWriter<W> {
             tar,
             dirs: BTreeSet::new(),
             mtime,
+            links: HashMap::new(),
         }
     }
 
@@ -97,18 +121,38 @@ impl<W: Write> LayerWriter<W> {
         }
     }
 
-    /// Adds the missing parent directories of `rel`; `exists` says whether
-    /// the image already has a path.
-    pub fn parents(&mut self, rel: &str, exists: &dyn Fn(&str) -> bool) -> Result<(), LayerError> {
+    /// Adds the missing parent directories of `rel`, owned by `owner`;
+    /// `exists` says whether the image already has a path.
+    pub fn parents(
+        &mut self,
+        rel: &str,
+        exists: &dyn Fn(&str) -> bool,
+        owner: (u32, u32),
+    ) -> Result<(), LayerError> {
         let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
         for i in 1..comps.len() {
             let p = comps[..i].join("/");
             if self.dirs.contains(&p) || exists(&p) {
                 continue;
             }
-            self.dir(&p, 0o755, (0, 0), self.mtime)?;
+            self.dir(&p, 0o755, owner, self.mtime)?;
         }
         Ok(())
+    }
+
+    /// Adds a hardlink entry: `rel` is another name of `target`.
+    pub fn hardlink(
+        &mut self,
+        rel: &str,
+        target: &str,
+        mode: u32,
+        owner: (u32, u32),
+        mtime: u64,
+    ) -> Result<(), LayerError> {
+        Self::check_name(rel)?;
+        let mut h = header(tar::EntryType::Link, mode, owner, mtime);
+        h.set_size(0);
+        self.tar.append_link(&mut h, rel, target).map_err(io(rel))
     }
 
     /// Adds a directory entry (once).
@@ -162,14 +206,14 @@ impl<W: Write> LayerWriter<W> {
 
     /// Adds a heredoc or other in-memory file (mode 0644 unless `--chmod`).
     pub fn bytes(&mut self, rel: &str, data: &[u8], opts: CopyOpts) -> Result<(), LayerError> {
-        let owner = opts.chown.unwrap_or((0, 0));
+        let owner = opts.owner(0, 0);
         let mode = opts.chmod.unwrap_or(0o644);
         self.file(rel, mode, owner, self.mtime, data.len() as u64, data)
     }
 
     /// Adds a context entry at `rel`.
     pub fn entry(&mut self, rel: &str, e: &Entry, opts: CopyOpts) -> Result<(), LayerError> {
-        let owner = opts.chown.unwrap_or((0, 0));
+        let owner = opts.owner(e.uid, e.gid);
         let mtime = std::fs::symlink_metadata(&e.path)
             .ok()
             .and_then(|m| m.modified().ok())
@@ -182,16 +226,21 @@ impl<W: Write> LayerWriter<W> {
             EntryKind::Other => Ok(()),
             EntryKind::Symlink(t) => self.symlink(rel, t, owner, mtime),
             EntryKind::File => {
+                let mode = opts.chmod.unwrap_or(e.mode);
+                if e.nlink > 1 {
+                    match self.links.get(&(e.dev, e.ino)) {
+                        Some(first) => {
+                            let first = first.clone();
+                            return self.hardlink(rel, &first, mode, owner, mtime);
+                        }
+                        None => {
+                            self.links.insert((e.dev, e.ino), rel.to_string());
+                        }
+                    }
+                }
                 let f = std::fs::File::open(&e.path).map_err(io(rel))?;
                 let size = f.metadata().map_err(io(rel))?.len();
-                self.file(
-                    rel,
-                    opts.chmod.unwrap_or(e.mode),
-                    owner,
-                    mtime,
-                    size,
-                    f.take(size),
-                )
+                self.file(rel, mode, owner, mtime, size, f.take(size))
             }
         }
     }
@@ -220,13 +269,14 @@ impl<W: Write> LayerWriter<W> {
                 return Err(escape());
             }
             let rel = join(dest, &raw);
-            if rel.is_empty() {
+            // The archive's root (`./`) would replace the destination's own
+            // mode and owner: Docker skips it.
+            if rel.is_empty() || rel == image_rel(dest) {
                 continue;
             }
             let h = entry.header().clone();
-            let owner = opts
-                .chown
-                .unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
+            // The owners the archive stores, whatever `--chown` says.
+            let owner = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
             let mode = opts.chmod.unwrap_or(h.mode().unwrap_or(0o644) & 0o7777);
             let mtime = h.mtime().unwrap_or(self.mtime);
             match h.entry_type() {
@@ -248,12 +298,7 @@ impl<W: Write> LayerWriter<W> {
                     if t.split('/').any(|c| c == "..") {
                         return Err(escape());
                     }
-                    Self::check_name(&rel)?;
-                    let mut lh = header(tar::EntryType::Link, mode, owner, mtime);
-                    lh.set_size(0);
-                    self.tar
-                        .append_link(&mut lh, &rel, join(dest, &t))
-                        .map_err(io(&rel))?;
+                    self.hardlink(&rel, &join(dest, &t), mode, owner, mtime)?;
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let size = h.size().unwrap_or(0);
@@ -335,13 +380,14 @@ mod tests {
     #[test]
     fn parents_owner_and_mode() {
         let mut w = LayerWriter::new(Vec::new());
-        w.parents("app/sub/f", &|p| p == "app").unwrap();
+        w.parents("app/sub/f", &|p| p == "app", (5, 6)).unwrap();
         w.bytes(
             "app/sub/f",
             b"hi",
             CopyOpts {
                 chown: Some((5, 6)),
                 chmod: Some(0o700),
+                keep_owner: false,
             },
         )
         .unwrap();
@@ -349,7 +395,7 @@ mod tests {
         assert_eq!(
             list(&out),
             [
-                ("app/sub/".to_string(), 0, 0, 0o755),
+                ("app/sub/".to_string(), 5, 6, 0o755),
                 ("app/sub/f".to_string(), 5, 6, 0o700)
             ]
         );

@@ -5,7 +5,7 @@
 //! here-documents) and expands `$VAR`s as Docker does; `ignore` reads
 //! `.dockerignore` and says which context paths are left out. `engine` runs
 //! the build: `context` selects COPY sources, `layer` writes COPY layers,
-//! `run` runs RUN containers, `config` applies config-only steps, `derive` stores each step's image, `rootview`
+//! `run` runs RUN containers (`mount`: their `--mount`s), `config` applies config-only steps, `derive` stores each step's image, `rootview`
 //! reads an image's files, `cache` keys and records steps.
 
 pub mod cache;
@@ -16,6 +16,7 @@ pub mod dockerfile;
 pub mod engine;
 pub mod ignore;
 pub mod layer;
+pub mod mount;
 pub mod prune;
 pub mod rootview;
 pub mod run;

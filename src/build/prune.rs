@@ -11,10 +11,11 @@
 //! `builder prune` removes the *dangling* cache: index entries whose image
 //! is gone, and intermediate images that no longer lead to any image with a
 //! name (what is left of an image that was untagged or removed).
-//! `builder prune -a` removes all of it: every index entry and every
-//! intermediate image, so the next build runs every step again. Images with
-//! names are never touched, and their layers stay (their own manifests
-//! reference them).
+//! `builder prune -a` removes all of it: every index entry, every
+//! intermediate image and every `RUN --mount=type=cache` directory
+//! (`ROOT/build-mounts/`, see [`super::mount`]) that no build holds, so
+//! the next build runs every step again. Images with names are never
+//! touched, and their layers stay (their own manifests reference them).
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,8 +46,57 @@ pub struct Usage {
     pub images_reclaimable: u64,
     /// Intermediate images.
     pub cache_images: usize,
-    /// Bytes of the layers only intermediate images hold.
+    /// Bytes of the layers only intermediate images hold, and of the cache
+    /// mounts.
     pub cache_size: u64,
+    /// `RUN --mount=type=cache` directories.
+    pub cache_mounts: usize,
+}
+
+/// The cache mount directories under the state root `root`.
+pub fn cache_mount_dirs(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(root.join("build-mounts"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("data").is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the cache mounts no build holds (an exclusive, non-blocking
+/// flock on each one's `lock`, which a build holds while it uses it);
+/// returns how many went and the bytes freed.
+pub fn remove_cache_mounts(root: &std::path::Path) -> (usize, u64) {
+    use nix::fcntl::{Flock, FlockArg};
+    let mut removed = (0, 0);
+    for dir in cache_mount_dirs(root) {
+        let Ok(lock) = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+        else {
+            continue;
+        };
+        let Ok(_held) = Flock::lock(lock, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        let size = crate::image::store::dir_size(&dir);
+        // Renamed away first, so a build never finds a half-removed cache.
+        let trash = root.join("tmp").join(format!(
+            "rm-mount-{}",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        let _ = std::fs::create_dir_all(root.join("tmp"));
+        if std::fs::rename(&dir, &trash).is_ok() {
+            let _ = std::fs::remove_dir_all(&trash);
+            removed.0 += 1;
+            removed.1 += size;
+        }
+    }
+    removed
 }
 
 /// The images that are build cache: untagged ancestors of other images.
@@ -58,8 +108,9 @@ pub fn cache_images(list: &[Image]) -> HashSet<Digest> {
         .collect()
 }
 
-/// Measures `list`; `in_use` are the image ids containers run.
-pub fn usage(list: &[Image], in_use: &HashSet<Digest>) -> Usage {
+/// Measures `list` and the cache mounts under the state root `root`;
+/// `in_use` are the image ids containers run.
+pub fn usage(root: &std::path::Path, list: &[Image], in_use: &HashSet<Digest>) -> Usage {
     let cache = cache_images(list);
     let mut sizes: HashMap<&Digest, u64> = HashMap::new();
     let mut held_by_image: HashSet<&Digest> = HashSet::new();
@@ -95,6 +146,10 @@ pub fn usage(list: &[Image], in_use: &HashSet<Digest>) -> Usage {
             u.cache_size += size;
         }
     }
+    for dir in cache_mount_dirs(root) {
+        u.cache_mounts += 1;
+        u.cache_size += crate::image::store::dir_size(&dir);
+    }
     u
 }
 
@@ -103,6 +158,8 @@ pub fn usage(list: &[Image], in_use: &HashSet<Digest>) -> Usage {
 pub struct CachePrune {
     /// Index entries forgotten.
     pub entries: usize,
+    /// Cache mounts removed, and their bytes.
+    pub mounts: (usize, u64),
     /// The images removed and the bytes freed.
     pub images: PruneReport,
 }
@@ -140,5 +197,14 @@ pub fn prune(
     } else {
         store.prune_matching(|img| doomed.contains(&img.id))?
     };
-    Ok(CachePrune { entries, images })
+    let mounts = if all {
+        remove_cache_mounts(store.state_root().path())
+    } else {
+        (0, 0)
+    };
+    Ok(CachePrune {
+        entries,
+        mounts,
+        images,
+    })
 }

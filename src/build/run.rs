@@ -6,8 +6,8 @@
 //! running the stage's SHELL with the command (or the exec form as given),
 //! attaches to its output, and after it exits turns the container's overlay
 //! upper directory into the step's layer ([`crate::runtime::diff`]:
-//! overlay whiteouts become OCI whiteouts). The container is removed
-//! whatever happens.
+//! overlay whiteouts become OCI whiteouts; the mount points the runtime
+//! made are left out). The container is removed whatever happens.
 //!
 //! The container is made and started by the berth binary itself
 //! (`berth create` / `berth start -a` / `berth rm -f -v`), so a build runs
@@ -29,7 +29,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::image::digest::Digest;
-use crate::image::store::{ImageStore, StoreError};
+use std::cell::OnceCell;
+use std::os::unix::fs::MetadataExt;
+
+use super::rootview::RootView;
+use crate::image::store::{Image, ImageStore, StoreError};
 use crate::runtime::container::ContainerStore;
 use crate::runtime::diff::{self, DiffError};
 use crate::state::{process, StateRoot};
@@ -77,6 +81,13 @@ pub fn reap_orphans(root: &StateRoot) -> Result<Vec<String>, RunError> {
     Ok(reaped)
 }
 
+/// The files the runtime bind-mounts into every container (and so makes,
+/// empty, in its upper directory when the image lacks them). Docker's
+/// classic builder keeps them in the container's init layer, out of the
+/// step's diff, and a RUN cannot change them (its writes go to the mounted
+/// file): they are never part of a RUN layer.
+pub const MOUNT_STUBS: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -88,6 +99,10 @@ pub struct RunSpec {
     pub env: Vec<String>,
     /// `--network` of the container (`default`, `none`, `host`, a network).
     pub network: String,
+    /// `-v SRC:DST[:ro]` bind mounts (the RUN's `--mount`s).
+    pub volumes: Vec<String>,
+    /// `--tmpfs DST[:OPTS]` mounts.
+    pub tmpfs: Vec<String>,
 }
 
 /// A build container, removed on drop.
@@ -174,12 +189,50 @@ impl BuildContainer {
         Ok(status.code().unwrap_or(128))
     }
 
-    /// Writes the container's changes as a layer blob; returns (diff_id, size).
-    pub fn layer(&self, root: &StateRoot, store: &ImageStore) -> Result<(Digest, u64), RunError> {
+    /// Writes the container's changes as a layer blob; returns (diff_id,
+    /// size). The mount points the runtime made for the container are left
+    /// out: [`MOUNT_STUBS`] and `mount_points` (image paths, `/etc/x`),
+    /// with the directories made only to hold them.
+    /// A directory that holds only such mount points stays when its mode or
+    /// owner differ from `parent`'s (a RUN changed it).
+    pub fn layer(
+        &self,
+        root: &StateRoot,
+        store: &ImageStore,
+        parent: &Image,
+        mount_points: &[String],
+    ) -> Result<(Digest, u64), RunError> {
         let upper = self.upper(root)?;
+        let stubs: Vec<PathBuf> = MOUNT_STUBS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(mount_points.iter().cloned())
+            .map(|p| PathBuf::from(p.trim_start_matches('/')))
+            .collect();
+        let skip = |rel: &Path| stubs.iter().any(|s| s == rel);
+        // The parent's files, looked at only when a directory is in question.
+        let view: OnceCell<Option<RootView>> = OnceCell::new();
+        let changed_dir = |rel: &Path, meta: &std::fs::Metadata| {
+            let Some(v) = view.get_or_init(|| RootView::open(store, Some(parent)).ok()) else {
+                return true;
+            };
+            let Ok(p) = crate::confine::resolve_path(v.path(), &rel.to_string_lossy(), false)
+            else {
+                return true;
+            };
+            match std::fs::symlink_metadata(p) {
+                Ok(m) => {
+                    !m.is_dir()
+                        || (m.mode() & 0o7777, m.uid(), m.gid())
+                            != (meta.mode() & 0o7777, meta.uid(), meta.gid())
+                }
+                // Made only for the mount points.
+                Err(_) => false,
+            }
+        };
         let mut blob = store.blob_writer()?;
         if upper.is_dir() {
-            diff::write_layer(&upper, &mut blob)?;
+            diff::write_layer_except(&upper, &mut blob, &skip, &changed_dir)?;
         } else {
             diff::write_layer(&empty_dir(root)?, &mut blob)?;
         }
@@ -233,6 +286,12 @@ pub fn create(root: &StateRoot, spec: &RunSpec) -> Result<BuildContainer, RunErr
     }
     for e in &spec.env {
         cmd.arg("-e").arg(e);
+    }
+    for v in &spec.volumes {
+        cmd.arg("-v").arg(v);
+    }
+    for t in &spec.tmpfs {
+        cmd.arg("--tmpfs").arg(t);
     }
     cmd.arg("--entrypoint")
         .arg(first)

@@ -40,6 +40,9 @@ pub struct BuildArgs {
     /// Network of the RUN containers (default, none, host, or a network)
     #[arg(long)]
     pub network: Option<String>,
+    /// A secret for RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR); repeatable
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
     /// The build context directory
     pub path: PathBuf,
 }
@@ -58,6 +61,22 @@ pub fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
                 }
             }
         }
+    }
+    let mut secrets = BTreeMap::new();
+    for s in &args.secrets {
+        let (id, source) =
+            crate::build::mount::parse_secret_flag(s, &|k: &str| std::env::var(k).ok())
+                .map_err(|message| Exit { code: 1, message })?;
+        if let crate::build::mount::SecretSource::File(p) = &source {
+            if !p.is_file() {
+                return Err(Exit {
+                    code: 1,
+                    message: format!("--secret {s}: {} is not a readable file", p.display()),
+                }
+                .into());
+            }
+        }
+        secrets.insert(id, source);
     }
     let tags = args
         .tags
@@ -84,6 +103,7 @@ pub fn request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         pull: args.pull,
         quiet: args.quiet,
         network: args.network.clone(),
+        secrets,
         // SIGINT/SIGTERM: the build stops before its next step and removes
         // its build container (the signal also reaches the container through
         // `berth start -a`, which is in our process group).

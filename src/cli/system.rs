@@ -116,7 +116,10 @@ fn prune_build_cache(images: &ImageStore, all: bool) -> anyhow::Result<u64> {
         }
         println!();
     }
-    Ok(done.images.reclaimed)
+    if done.mounts.0 > 0 {
+        println!("Deleted cache mounts: {}\n", done.mounts.0);
+    }
+    Ok(done.images.reclaimed + done.mounts.1)
 }
 
 fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
@@ -224,7 +227,7 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
         .filter_map(|(c, _)| Digest::parse(&c.image_id).ok())
         .collect();
     let image_list = images.list()?;
-    let usage = crate::build::prune::usage(&image_list, &in_use);
+    let usage = crate::build::prune::usage(root.path(), &image_list, &in_use);
     let mut c_size = 0;
     let mut c_reclaimable = 0;
     let mut c_active = 0;
@@ -262,7 +265,7 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
         ("Local Volumes", v_total, v_active, v_size, v_reclaimable),
         (
             "Build Cache",
-            usage.cache_images,
+            usage.cache_images + usage.cache_mounts,
             0,
             usage.cache_size,
             usage.cache_size,

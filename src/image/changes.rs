@@ -74,17 +74,22 @@ pub fn apply(config: &mut Map<String, Value>, change: &str) -> Result<(), Change
             for p in rest.split_whitespace() {
                 let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
                 let proto = proto.to_ascii_lowercase();
-                let valid_port = |s: &str| s.parse::<u16>().is_ok_and(|n| n > 0);
-                let range_ok = match port.split_once('-') {
-                    Some((a, b)) => valid_port(a) && valid_port(b),
-                    None => valid_port(port),
+                let valid_port = |s: &str| s.parse::<u16>().ok().filter(|n| *n > 0);
+                // A range is one key per port, as Docker's nat.ParsePortSpecs makes it.
+                let range = match port.split_once('-') {
+                    Some((a, b)) => valid_port(a).zip(valid_port(b)).filter(|(a, b)| a <= b),
+                    None => valid_port(port).map(|n| (n, n)),
                 };
-                if !range_ok || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+                let Some((first, last)) =
+                    range.filter(|_| matches!(proto.as_str(), "tcp" | "udp" | "sctp"))
+                else {
                     return Err(invalid(&format!(
-                        "{p:?} is not a port (PORT[/tcp|udp|sctp])"
+                        "{p:?} is not a port (PORT[-PORT][/tcp|udp|sctp], the range ascending)"
                     )));
+                };
+                for n in first..=last {
+                    map.insert(format!("{n}/{proto}"), Value::Object(Map::new()));
                 }
-                map.insert(format!("{port}/{proto}"), Value::Object(Map::new()));
             }
         }
         "VOLUME" => {
@@ -178,7 +183,9 @@ mod tests {
             ("LABEL a=b c=d", Ok(json!({"Labels": {"a": "b", "c": "d"}}))),
             (
                 "EXPOSE 80 53/udp 8000-8001",
-                Ok(json!({"ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8000-8001/tcp": {}}})),
+                Ok(
+                    json!({"ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}}}),
+                ),
             ),
             (
                 "VOLUME /data /logs",
@@ -193,6 +200,7 @@ mod tests {
             ("", Err("expected INSTRUCTION ARGUMENTS")),
             ("EXPOSE 99999", Err("is not a port")),
             ("EXPOSE 80/icmp", Err("is not a port")),
+            ("EXPOSE 7002-7000", Err("is not a port")),
             ("LABEL =x", Err("is not KEY=VALUE")),
         ];
         for (input, want) in cases {

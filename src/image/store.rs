@@ -1071,7 +1071,8 @@ pub fn link_name(chain: &Digest) -> String {
     chain.hex()[..LINK_LEN].to_string()
 }
 
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes of the files under `dir` (links not followed).
+pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

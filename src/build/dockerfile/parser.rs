@@ -694,14 +694,21 @@ fn instruction(
         "RUN" if json_array(rest).is_some_and(|l| l.is_empty()) => {
             return missing("a command: the exec form [] is empty");
         }
-        "RUN" => Kind::Run {
+        "RUN" => {
+            for (word, off) in raw_flags {
+                if let Some(spec) = word.strip_prefix("--mount=") {
+                    crate::build::mount::parse(spec).map_err(|e| cx.error(*off, e.to_string()))?;
+                }
+            }
+            Kind::Run {
             command: command(rest),
             heredocs: heredocs.into_iter().map(|p| p.doc).collect(),
             flags: flags
                 .iter()
                 .map(|(n, v)| format!("--{n}={v}"))
                 .collect(),
-        },
+            }
+        }
         "CMD" => Kind::Cmd(command(rest)),
         "ENTRYPOINT" => Kind::Entrypoint(command(rest)),
         "COPY" | "ADD" => {
