@@ -1,0 +1,323 @@
+//! Confinement holes found by an outside attack run (issue 11), one test
+//! per hole, as root with the busybox fixture: what other host users can
+//! reach under the state root, whether a container can write its own
+//! cgroup limits, whether `:ro` binds are read-only all the way down, and
+//! which mount destinations are refused.
+//!
+//! The unprivileged-user checks run as a real host user that the test
+//! creates with `useradd` (a unique name) and removes with `userdel` when
+//! it ends, also on failure.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// A state root plus cleanup of every container made in it; the busybox
+/// image is imported as `busybox`.
+struct Engine {
+    root: TestRoot,
+}
+
+impl Engine {
+    fn new() -> Self {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the confinement tests need root (containers, mounts, cgroups, users)"
+        );
+        let e = Self {
+            root: TestRoot::new(),
+        };
+        let tar = busybox_rootfs_tar();
+        e.ok(&[
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            tar.to_str().unwrap(),
+            "busybox",
+        ]);
+        e
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.root.run(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.root.ok(args)
+    }
+
+    /// (exit code, stdout, stderr).
+    fn code(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.run(args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.root.remove_all_containers();
+    }
+}
+
+/// A host user made for one test (no home, no login shell), removed on drop.
+struct HostUser {
+    name: String,
+}
+
+impl HostUser {
+    fn new() -> Self {
+        require("useradd");
+        require("runuser");
+        let name = format!(
+            "bsec{}{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let name: String = name.chars().take(31).collect();
+        let st = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--user-group"])
+            .args(["--shell", "/usr/sbin/nologin", &name])
+            .status()
+            .expect("running useradd");
+        assert!(st.success(), "useradd {name} failed");
+        let user = Self { name };
+        let out = user.run(&["id", "-u"]);
+        assert_ne!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+        user
+    }
+
+    /// Runs `argv` as this user. `runuser` switches fully: `setpriv
+    /// --reuid` alone keeps root's capabilities until the exec, so the
+    /// exec's own path lookup would still bypass directory modes.
+    fn run(&self, argv: &[&str]) -> Output {
+        Command::new("runuser")
+            .args(["-u", &self.name, "--"])
+            .args(argv)
+            .output()
+            .expect("running runuser")
+    }
+}
+
+impl Drop for HostUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .mode()
+        & 0o7777
+}
+
+/// Every path under `dir` (not following links).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        out.push(p.clone());
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            walk(&p, out);
+        }
+    }
+}
+
+// ------------------------------------------------- other users and the root
+
+/// A rootfs tarball: busybox plus a setuid-root copy of the host's `id` and a
+/// world-writable character device (the harmless 1:3, /dev/null's numbers).
+fn hostile_rootfs_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    make_busybox_rootfs(&rootfs);
+    let id = rootfs.join("bin/suid-id");
+    std::fs::copy("/usr/bin/id", &id).unwrap();
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let node = std::ffi::CString::new(rootfs.join("dev/open-null").to_str().unwrap()).unwrap();
+    // SAFETY: mknod of a char device at a path we own.
+    assert_eq!(
+        unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) },
+        0
+    );
+    std::fs::set_permissions(
+        rootfs.join("dev/open-null"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let tar = dir.join("hostile.tar");
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+#[test]
+fn other_users_cannot_reach_image_or_container_content() {
+    let root = TestRoot::new();
+    // The state root's parent is open to everyone, as /var/lib is.
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = root.path().join("state");
+    let berth = |args: &[&str]| {
+        let out = Command::new(berth_bin())
+            .env("BERTH_ROOT", &state)
+            .env_remove("BERTH_LOG")
+            .args(args)
+            .output()
+            .unwrap();
+        succeeded(args, &out)
+    };
+    let tar = hostile_rootfs_tar(root.path());
+    berth(&["import", tar.to_str().unwrap(), "hostile"]);
+    berth(&[
+        "run",
+        "--name",
+        "once",
+        "--network",
+        "none",
+        "hostile",
+        "true",
+    ]);
+    let _cleanup = scopeguard(|| {
+        let _ = Command::new(berth_bin())
+            .env("BERTH_ROOT", &state)
+            .args(["rm", "-f", "once"])
+            .output();
+    });
+    let mut all = Vec::new();
+    walk(&state, &mut all);
+    let suid = all
+        .iter()
+        .find(|p| p.ends_with("diff/bin/suid-id"))
+        .expect("the layer holds bin/suid-id")
+        .clone();
+    let node = all
+        .iter()
+        .find(|p| p.ends_with("diff/dev/open-null"))
+        .expect("the layer holds dev/open-null")
+        .clone();
+    assert_eq!(mode(&suid), 0o4755, "the layer keeps the image's modes");
+
+    let user = HostUser::new();
+    let out = user.run(&[suid.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "{} ran a setuid binary from the image: {}",
+        user.name,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = user.run(&["sh", "-c", &format!("exec 3<> {}", node.display())]);
+    assert!(
+        !out.status.success(),
+        "{} opened a layer's device",
+        user.name
+    );
+    let out = user.run(&["ls", state.to_str().unwrap()]);
+    assert!(!out.status.success(), "{} lists the state root", user.name);
+
+    // Docker's modes: the root 0710, what holds content 0700.
+    assert_eq!(mode(&state), 0o710);
+    for sub in ["layers", "images", "containers", "volumes", "tmp"] {
+        assert_eq!(mode(&state.join(sub)), 0o700, "{sub}");
+    }
+
+    // An existing root with open modes (an older berth made them 0755) is
+    // repaired by the next command.
+    for p in [
+        state.clone(),
+        state.join("layers"),
+        state.join("containers"),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    berth(&["ps", "-a"]);
+    assert_eq!(mode(&state), 0o710);
+    assert_eq!(mode(&state.join("layers")), 0o700);
+    assert_eq!(mode(&state.join("containers")), 0o700);
+    let out = user.run(&[suid.to_str().unwrap()]);
+    assert!(
+        !out.status.success(),
+        "setuid binary reachable after repair"
+    );
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f()
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+// ------------------------------------------------------------------ cgroups
+
+#[test]
+fn the_cgroup_filesystem_is_read_only_inside() {
+    let e = Engine::new();
+    // Every file under /sys/fs/cgroup, written with its own value (so a
+    // write that got through changes nothing), and a new directory in each
+    // hierarchy.
+    let script = r#"
+        n=0
+        for f in $(find /sys/fs/cgroup -type f); do
+            n=$((n+1))
+            v=$(head -n1 "$f" 2>/dev/null)
+            if (echo "$v" > "$f") 2>/dev/null; then echo "WRITABLE $f"; fi
+        done
+        for d in $(find /sys/fs/cgroup -maxdepth 1) ; do
+            if mkdir "$d/berth-probe" 2>/dev/null; then echo "MKDIR $d"; rmdir "$d/berth-probe"; fi
+        done
+        echo "tried $n"
+        (echo max > /sys/fs/cgroup/pids/pids.max) 2>&1 || true
+        cat /sys/fs/cgroup/pids/pids.max
+    "#;
+    let (code, out, err) = e.code(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pids-limit",
+        "50",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("WRITABLE"), "{out}");
+    assert!(!out.contains("MKDIR"), "{out}");
+    let tried: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("tried "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(tried > 20, "only {tried} cgroup files seen: {out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert_eq!(out.lines().last(), Some("50"), "{out}");
+}
