@@ -321,3 +321,157 @@ fn the_cgroup_filesystem_is_read_only_inside() {
     assert!(out.contains("Read-only file system"), "{out}");
     assert_eq!(out.lines().last(), Some("50"), "{out}");
 }
+
+// ------------------------------------------------------------------- mounts
+
+#[test]
+fn ro_binds_are_read_only_all_the_way_down() {
+    let e = Engine::new();
+    // A host tree with a submount, as /dev has /dev/shm.
+    let hd = e.root.path().join("hd");
+    std::fs::create_dir_all(hd.join("shm")).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "berth-test-shm"])
+        .arg(hd.join("shm"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting a tmpfs under the test's tree");
+    let _umount = scopeguard(|| unmount_under(&hd));
+    let vol = format!("{}:/hd:ro", hd.display());
+    let (code, _, err) = e.code(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &vol,
+        "busybox",
+        "touch",
+        "/hd/shm/x",
+    ]);
+    assert_ne!(code, 0, "wrote below a read-only bind");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(!hd.join("shm/x").exists());
+    let (code, _, _) = e.code(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &vol,
+        "busybox",
+        "touch",
+        "/hd/y",
+    ]);
+    assert_ne!(code, 0);
+    // Writable binds stay writable below.
+    let rw = format!("{}:/hd", hd.display());
+    e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &rw,
+        "busybox",
+        "touch",
+        "/hd/shm/x",
+    ]);
+    assert!(hd.join("shm/x").exists());
+}
+
+#[test]
+fn mounts_onto_proc_and_sys_are_refused() {
+    let e = Engine::new();
+    let host = e.root.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    let h = host.display().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["-v".into(), format!("{h}:/proc/sys/kernel")],
+            "/proc/sys/kernel",
+        ),
+        (vec!["-v".into(), format!("{h}:/proc")], "/proc"),
+        (
+            vec!["-v".into(), format!("{h}:/sys/fs/cgroup:ro")],
+            "/sys/fs/cgroup",
+        ),
+        (
+            vec!["-v".into(), format!("{h}:/tmp/../proc/self/attr")],
+            "/proc/self/attr",
+        ),
+        (vec!["-v".into(), "/proc/sys/net".into()], "/proc/sys/net"),
+        (vec!["-v".into(), "vol1:/sys/kernel".into()], "/sys/kernel"),
+        (vec!["--tmpfs".into(), "/proc/sys".into()], "/proc/sys"),
+        (vec!["--tmpfs".into(), "//sys/".into()], "/sys"),
+    ];
+    for (flags, shown) in &cases {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend(["busybox", "true"]);
+        let (code, _, err) = e.code(&args);
+        assert_eq!(code, 125, "{flags:?} was accepted: {err}");
+        assert!(
+            err.contains(&format!("refusing to mount onto {shown}"))
+                && err.contains("/proc and /sys"),
+            "{flags:?}: {err}"
+        );
+    }
+    assert_eq!(
+        e.ok(&["ps", "-aq"]),
+        "",
+        "a refused run leaves no container"
+    );
+    assert_eq!(e.ok(&["volume", "ls", "-q"]), "", "nor a volume");
+    // An image's VOLUME onto /proc (the CVE-2019-16884 pattern).
+    for (i, vol) in ["/proc/self/attr", "/proc/sys/kernel"].iter().enumerate() {
+        let tag = format!("procvol{i}");
+        let tar = busybox_rootfs_tar();
+        e.ok(&[
+            "import",
+            "-c",
+            &format!("VOLUME {vol}"),
+            tar.to_str().unwrap(),
+            &tag,
+        ]);
+        let (code, _, err) = e.code(&["run", "--rm", "--network", "none", &tag, "true"]);
+        assert_eq!(code, 125, "image VOLUME {vol} was accepted: {err}");
+        assert!(
+            err.contains(&format!("refusing to mount onto {vol}")) && err.contains("VOLUME"),
+            "{err}"
+        );
+    }
+    // Through a link in the image: /p -> /proc.
+    let rootfs = e.root.path().join("linkfs");
+    make_busybox_rootfs(&rootfs);
+    std::os::unix::fs::symlink("/proc", rootfs.join("p")).unwrap();
+    let (code, _, err) = e.code(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{h}:/p/sys/kernel"),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "true",
+    ]);
+    assert_ne!(code, 0, "a bind reached /proc through a link: {err}");
+    assert!(
+        err.contains("/p/sys/kernel") && err.contains("proc"),
+        "{err}"
+    );
+    // Near misses are fine.
+    e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{h}:/procfs"),
+        "--tmpfs",
+        "/system",
+        "busybox",
+        "true",
+    ]);
+}

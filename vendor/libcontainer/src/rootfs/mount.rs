@@ -664,6 +664,11 @@ impl Mount {
 
         let dest: OwnedFd = root.resolve(container_dest)?.into();
         let dest_fd = dest.as_fd();
+        // berth: refuse a target that resolves onto procfs or sysfs (a link
+        // in the image can lead there from an innocent-looking path), as
+        // runc's checkProcMount does after resolving: only the lxcfs files
+        // and the cgroup mount point itself are allowed.
+        self.check_kernel_target(m, container_dest, &dest)?;
 
         // fd-based mount flow:
         // - bind: open_tree -> mount_setattr -> move_mount
@@ -837,6 +842,38 @@ impl Mount {
             }
         }
 
+        Ok(())
+    }
+
+    /// berth: the target of a mount must not lie on procfs or sysfs, except
+    /// for the files lxcfs emulates and the cgroup mount point.
+    fn check_kernel_target(&self, m: &SpecMount, dest: &Path, fd: &OwnedFd) -> Result<()> {
+        const LXCFS: &[&str] = &[
+            "/proc/cpuinfo",
+            "/proc/diskstats",
+            "/proc/meminfo",
+            "/proc/stat",
+            "/proc/swaps",
+            "/proc/uptime",
+            "/proc/loadavg",
+            "/proc/slabinfo",
+            "/proc/sys/kernel/ns_last_pid",
+            "/proc/sys/crypto/fips_enabled",
+        ];
+        let fs = nix::sys::statfs::fstatfs(fd).map_err(MountError::from)?;
+        let kind = fs.filesystem_type();
+        let shown = dest.display();
+        if kind == PROC_SUPER_MAGIC && !(is_bind(m) && LXCFS.iter().any(|p| Path::new(p) == dest))
+        {
+            return Err(MountError::Custom(format!(
+                "refusing to mount onto {shown}: it resolves into /proc (through a link in the image?); mounts onto or under /proc and /sys are not allowed"
+            )));
+        }
+        if kind == nix::sys::statfs::SYSFS_MAGIC && dest != Path::new("/sys/fs/cgroup") {
+            return Err(MountError::Custom(format!(
+                "refusing to mount onto {shown}: it resolves into /sys (through a link in the image?); mounts onto or under /proc and /sys are not allowed"
+            )));
+        }
         Ok(())
     }
 
