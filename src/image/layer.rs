@@ -40,6 +40,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const MAX_BYTES_ENV: &str = "BERTH_LAYER_MAX_BYTES";
 
 const OPAQUE: &str = ".wh..wh..opq";
+/// AUFS's own metadata names (`.wh..wh.plnk`, `.wh..wh.aufs`, …).
+const AUFS_META_PREFIX: &str = ".wh..wh.";
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -612,6 +614,15 @@ impl Unpacker {
         }
         let (last, parents) = comps.split_last().expect("non-empty");
         let parents: Vec<&OsStr> = parents.iter().map(|s| s.as_os_str()).collect();
+        // Below AUFS metadata directories (`.wh..wh.plnk/`, which holds
+        // AUFS's hard-link targets; `.wh..wh.orph/`): not content either,
+        // and Docker skips them whole.
+        if parents
+            .iter()
+            .any(|p| p.as_bytes().starts_with(AUFS_META_PREFIX.as_bytes()))
+        {
+            return Ok(());
+        }
         let last_bytes = last.as_bytes();
 
         // Whiteouts.
