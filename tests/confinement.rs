@@ -475,3 +475,40 @@ fn mounts_onto_proc_and_sys_are_refused() {
         "true",
     ]);
 }
+
+// ----------------------------------------------------------------- lifecycle
+
+#[test]
+fn run_rm_removes_its_container_and_volumes_when_the_start_fails() {
+    let e = Engine::new();
+    let (code, _, err) = e.code(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "/data",
+        "busybox",
+        "/no/such/command",
+    ]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("/no/such/command"), "{err}");
+    assert_eq!(e.ok(&["ps", "-aq"]), "", "the container stayed: {err}");
+    assert_eq!(
+        e.ok(&["volume", "ls", "-q"]),
+        "",
+        "its anonymous volume stayed"
+    );
+    // Without --rm the failed container stays, as in Docker.
+    let (code, _, _) = e.code(&[
+        "run",
+        "--name",
+        "kept",
+        "--network",
+        "none",
+        "busybox",
+        "/nope",
+    ]);
+    assert_eq!(code, 127);
+    assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 1);
+}
