@@ -512,3 +512,71 @@ fn run_rm_removes_its_container_and_volumes_when_the_start_fails() {
     assert_eq!(code, 127);
     assert_eq!(e.ok(&["ps", "-aq"]).lines().count(), 1);
 }
+
+/// Runs `berth ARGS` with a terminal as its stdin, stdout and stderr
+/// (through `script`); returns (exit code, what the terminal showed).
+fn on_a_terminal(e: &Engine, args: &[&str]) -> (i32, String) {
+    require("script");
+    let mut cmdline = vec![berth_bin().display().to_string()];
+    cmdline.extend(args.iter().map(|a| shell_words::quote(a).into_owned()));
+    let out = Command::new("script")
+        .args(["-qec", &cmdline.join(" "), "/dev/null"])
+        .env("BERTH_ROOT", e.root.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn exec_without_t_gives_the_process_pipes_not_the_callers_terminal() {
+    let e = Engine::new();
+    e.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let probe =
+        "for n in 0 1 2; do if [ -t $n ]; then echo fd$n=tty; else echo fd$n=no; fi; done; \
+                 readlink /proc/self/fd/1; echo to-stderr >&2; exit 3";
+    for flags in [&[][..], &["-i"][..]] {
+        let mut args = vec!["exec"];
+        args.extend(flags);
+        args.extend(["ex", "sh", "-c", probe]);
+        let (code, out) = on_a_terminal(&e, &args);
+        assert_eq!(code, 3, "{flags:?}: {out}");
+        for n in 0..3 {
+            assert!(
+                out.contains(&format!("fd{n}=no")),
+                "{flags:?}: fd {n} is the caller's terminal: {out}"
+            );
+        }
+        assert!(out.contains("pipe:"), "{flags:?}: {out}");
+        assert!(out.contains("to-stderr"), "{flags:?}: {out}");
+    }
+    // Input still flows with -i, output and the exit code come back.
+    let out = e
+        .root
+        .cmd()
+        .args(["exec", "-i", "ex", "sh", "-c", "tr a-z A-Z; exit 4"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"hello\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
+}

@@ -12,6 +12,7 @@ pub mod compose;
 pub mod container;
 pub mod container_image;
 pub mod exec;
+pub mod exec_stdio;
 pub mod image;
 pub mod info;
 pub mod inspect;
