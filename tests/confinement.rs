@@ -580,3 +580,57 @@ fn exec_without_t_gives_the_process_pipes_not_the_callers_terminal() {
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
 }
+
+#[test]
+fn a_host_directory_never_becomes_the_containers_dev() {
+    let e = Engine::new();
+    let dir = e.root.path().join("devdir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display().to_string();
+    for v in [
+        format!("{d}:/dev"),
+        format!("{d}:/dev/"),
+        "/dev".to_string(),
+        "devvol:/dev".to_string(),
+    ] {
+        let (code, _, err) = e.code(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &v,
+            "busybox",
+            "mknod",
+            "/dev/sda",
+            "b",
+            "8",
+            "0",
+        ]);
+        assert_eq!(code, 125, "-v {v} was accepted: {err}");
+        assert!(
+            err.contains("refusing to mount onto /dev") && err.contains("device nodes"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "device nodes in the host directory"
+    );
+    // Below /dev a host directory is mounted nodev: nodes made there do not open.
+    let v = format!("{d}:/dev/hostdir");
+    let out = e.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &v,
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /dev/hostdir ' /proc/mounts",
+    ]);
+    assert!(out.contains("nodev"), "{out}");
+}

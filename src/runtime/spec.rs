@@ -32,6 +32,11 @@ pub enum SpecError {
          could replace the kernel files that confine the container (CVE-2019-16884); choose another path"
     )]
     KernelPath { destination: String, origin: String },
+    #[error(
+        "refusing to mount onto /dev (from {origin}): the runtime makes the container's /dev and its \
+         device nodes, which would land in that directory; mount below it (e.g. /dev/x) or elsewhere"
+    )]
+    DevPath { origin: String },
 }
 
 /// Files under /proc a bind mount may replace: the ones lxcfs emulates
@@ -73,6 +78,11 @@ pub fn normalize_destination(dest: &str) -> String {
 pub fn check_destination(dest: &str, bind: bool, origin: &str) -> Result<(), SpecError> {
     let norm = normalize_destination(dest);
     let under = |top: &str| norm == top || norm.starts_with(&format!("{top}/"));
+    if norm == "/dev" {
+        return Err(SpecError::DevPath {
+            origin: origin.to_string(),
+        });
+    }
     if (under("/proc") && !(bind && LXCFS_PROC_FILES.contains(&norm.as_str()))) || under("/sys") {
         return Err(SpecError::KernelPath {
             destination: norm,
@@ -320,6 +330,11 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
             // the source (`-v /dev:/hd:ro` has /dev/shm) are read-only too.
             o.extend(["ro", "rro"]);
         }
+        if normalize_destination(&b.destination).starts_with("/dev/") {
+            // A host directory among the container's devices: nodes made in
+            // it do not open from the container.
+            o.push("nodev");
+        }
         mounts.push(json!({"destination": b.destination, "type": "bind",
             "source": b.source, "options": o}));
     }
@@ -547,6 +562,16 @@ mod tests {
             check_destination(ok, false, "-v x").unwrap();
         }
         check_destination("/proc/cpuinfo", true, "-v x").unwrap();
+        for dev in ["/dev", "/dev/", "/dev/shm/.."] {
+            let e = check_destination(dev, true, "-v x")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("refusing to mount onto /dev (from -v x)"),
+                "{e}"
+            );
+        }
+        check_destination("/dev/shm", true, "-v x").unwrap();
         assert!(check_destination("/proc/cpuinfo", false, "--tmpfs").is_err());
         assert_eq!(normalize_destination("/a/./b//../c/"), "/a/c");
     }
