@@ -634,3 +634,58 @@ fn a_host_directory_never_becomes_the_containers_dev() {
     ]);
     assert!(out.contains("nodev"), "{out}");
 }
+
+// ----------------------------------------------------------------- messages
+
+#[test]
+fn refusals_name_what_was_refused_and_why() {
+    let e = Engine::new();
+    let run = |extra: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(extra);
+        args.push("busybox");
+        args.extend(cmd);
+        e.code(&args)
+    };
+    // A mount the kernel refuses: which one, with its options.
+    let (code, _, err) = run(&["--tmpfs", "/x:size=abc"], &["true"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("onto /x") && err.contains("size=abc") && err.contains("Invalid argument"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["-v", "/etc/hostname:/etc"], &["true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("/etc/hostname onto /etc"), "{err}");
+    // A working directory that is not one.
+    let (code, _, err) = run(&["-w", "/bin/sh"], &["true"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("working directory /bin/sh") && err.contains("Not a directory"),
+        "{err}"
+    );
+    assert!(!err.contains("failed to unix syscall"), "{err}");
+    // An entrypoint whose interpreter is missing.
+    let rootfs = e.root.path().join("interp");
+    make_busybox_rootfs(&rootfs);
+    std::fs::write(rootfs.join("bad.sh"), "#!/no/such/interp\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        rootfs.join("bad.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let (code, _, err) = e.code(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "/bad.sh",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("exec /bad.sh") && err.contains("/no/such/interp"),
+        "{err}"
+    );
+}

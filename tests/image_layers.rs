@@ -479,3 +479,25 @@ fn aufs_metadata_directories_are_not_materialised() {
         );
     }
 }
+
+#[test]
+fn a_refused_xattr_is_named_in_the_error() {
+    let root = TestRoot::new();
+    let store = open(&root);
+    let tar = RawTar::new()
+        .pax(&[("SCHILY.xattr.security.capability", b"junk")])
+        .file("f", b"x")
+        .finish();
+    let img = add_image(&store, "xattr", vec![Layer::plain(tar)]);
+    let err = store.layer_dirs(&img).unwrap_err();
+    let text = format!("{:#}", anyhow::Error::from(err));
+    assert!(
+        text.contains("\"f\"") && text.contains("security.capability"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("Invalid argument").count(),
+        1,
+        "the cause is said once: {text}"
+    );
+}
