@@ -320,6 +320,25 @@ fn the_cgroup_filesystem_is_read_only_inside() {
     assert!(tried > 20, "only {tried} cgroup files seen: {out}");
     assert!(out.contains("Read-only file system"), "{out}");
     assert_eq!(out.lines().last(), Some("50"), "{out}");
+    // On a unified (v2) host the container also has its own cgroup
+    // namespace: it sees its cgroup as the root. (This machine is v1
+    // hybrid, where Docker shares the host's cgroup namespace too; the
+    // spec's unit test `host_network_and_v2` covers the namespace there.)
+    let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false);
+    if v2 {
+        let own = e.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        assert_eq!(own.trim(), "0::/", "{own}");
+    }
 }
 
 // ------------------------------------------------------------------- mounts
