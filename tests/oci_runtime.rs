@@ -212,3 +212,23 @@ fn delete_of_an_unknown_id_is_an_error() {
     // As runc: --force makes a missing container no error.
     o.root.ok(&["oci", "delete", "--force", "never-made"]);
 }
+
+#[test]
+fn an_init_killed_while_setting_up_is_explained() {
+    let o = Oci::new();
+    // A seccomp profile that kills on every system call: the init dies
+    // right after loading it, before it can say anything.
+    let bundle = o.bundle("killed", &["true"], |s| {
+        s["linux"]["seccomp"] =
+            serde_json::json!({"defaultAction": "SCMP_ACT_KILL", "syscalls": []});
+    });
+    o.ids.borrow_mut().push((None, "killed".into()));
+    let out = o.run(&["oci", "run", "--bundle", bundle.to_str().unwrap(), "killed"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("BrokenChannel"), "{err}");
+    assert!(
+        err.contains("init process died") && err.contains("seccomp"),
+        "{err}"
+    );
+}

@@ -273,13 +273,20 @@ impl MainReceiver {
     /// Waits for associated init process to send ready message
     /// and return the pid of init process which is forked by init process
     pub fn wait_for_init_ready(&mut self) -> Result<(), ChannelError> {
-        let msg = self
-            .receiver
-            .recv()
-            .map_err(|err| ChannelError::ReceiveError {
+        let msg = self.receiver.recv().map_err(|err| match err {
+            // berth: say what a closed channel means here (upstream:
+            // `failed to receive. "waiting for init ready". BrokenChannel`).
+            crate::channel::ChannelError::BrokenChannel => ChannelError::ExecError(
+                "the container's init process died while setting up, before it could report \
+                 an error: it was killed, e.g. by the seccomp profile (a system call the runtime \
+                 makes after loading it is not allowed), by the OOM killer or by a signal"
+                    .to_string(),
+            ),
+            err => ChannelError::ReceiveError {
                 msg: "waiting for init ready".to_string(),
                 source: err,
-            })?;
+            },
+        })?;
         match msg {
             Message::InitReady => Ok(()),
             // this case in unique and known enough to have a special error format
