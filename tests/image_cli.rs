@@ -724,3 +724,77 @@ fn gc_waits_for_writers_leases() {
         "a dead writer's lease goes"
     );
 }
+
+/// Writes `data` as a blob of the OCI layout at `dir`; returns (digest, size).
+fn put_layout_blob(dir: &std::path::Path, data: &[u8]) -> (String, usize) {
+    let digest = image_support::sha256(data);
+    std::fs::write(dir.join("blobs/sha256").join(&digest[7..]), data).unwrap();
+    (digest, data.len())
+}
+
+#[test]
+fn load_verifies_layers_against_their_diff_ids() {
+    // An OCI archive whose blobs all match their digests, but whose config
+    // names a diff_id the layer's content does not have.
+    let root = TestRoot::new();
+    import_busybox(&root, "busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("o.tar");
+    root.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        saved.to_str().unwrap(),
+        "busybox",
+    ]);
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    assert!(Command::new("tar")
+        .arg("-xf")
+        .arg(&saved)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap()
+        .success());
+    let read = |d: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(x.join("blobs/sha256").join(&d[7..])).unwrap())
+            .unwrap()
+    };
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(x.join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest = read(&mdigest);
+    let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["rootfs"]["diff_ids"][0] = image_support::sha256(b"some other layer").into();
+    let (cd, cn) = put_layout_blob(&x, &serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = cd.into();
+    manifest["config"]["size"] = cn.into();
+    let (md, mn) = put_layout_blob(&x, &serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = md.into();
+    index["manifests"][0]["size"] = mn.into();
+    std::fs::write(x.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let bad = dir.path().join("bad.tar");
+    assert!(Command::new("tar")
+        .arg("-cf")
+        .arg(&bad)
+        .arg("-C")
+        .arg(&x)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let other = TestRoot::new();
+    other.ok(&["images"]);
+    fails_cleanly(
+        &other,
+        &["load", "-i", bad.to_str().unwrap()],
+        None,
+        "does not match its diff_id",
+    );
+    assert_eq!(other.ok(&["images", "-q"]), "");
+}

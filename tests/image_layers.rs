@@ -453,3 +453,51 @@ fn the_size_cap_stops_a_stream_of_many_honest_entries() {
     );
     let _: PathBuf = dest;
 }
+
+#[test]
+fn aufs_metadata_directories_are_not_materialised() {
+    let root = TestRoot::new();
+    let store = open(&root);
+    // AUFS keeps hard-link targets in `.wh..wh.plnk/` and its own data in
+    // `.wh..wh.aufs`; Docker drops both and everything below them.
+    let tar = RawTar::new()
+        .dir(".wh..wh.plnk/")
+        .file(".wh..wh.plnk/234.567", b"aufs hard link target")
+        .dir("sub/.wh..wh.orph/")
+        .file("sub/.wh..wh.orph/x", b"orphan")
+        .file(".wh..wh.aufs", b"")
+        .file("kept", b"k")
+        .finish();
+    let img = add_image(&store, "aufs", vec![Layer::plain(tar)]);
+    let dirs = store.layer_dirs(&img).unwrap();
+    let d = &dirs[0];
+    assert_eq!(std::fs::read(d.join("kept")).unwrap(), b"k");
+    for gone in [".wh..wh.plnk", ".wh..wh.aufs", "sub/.wh..wh.orph"] {
+        assert!(
+            d.join(gone).symlink_metadata().is_err(),
+            "{gone} was materialised"
+        );
+    }
+}
+
+#[test]
+fn a_refused_xattr_is_named_in_the_error() {
+    let root = TestRoot::new();
+    let store = open(&root);
+    let tar = RawTar::new()
+        .pax(&[("SCHILY.xattr.security.capability", b"junk")])
+        .file("f", b"x")
+        .finish();
+    let img = add_image(&store, "xattr", vec![Layer::plain(tar)]);
+    let err = store.layer_dirs(&img).unwrap_err();
+    let text = format!("{:#}", anyhow::Error::from(err));
+    assert!(
+        text.contains("\"f\"") && text.contains("security.capability"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("Invalid argument").count(),
+        1,
+        "the cause is said once: {text}"
+    );
+}

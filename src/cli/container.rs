@@ -26,7 +26,7 @@ use crate::network::{Join, Networks, Prepare};
 use crate::runtime::container::{
     new_id, pid_alive, ContainerConfig, ContainerState, ContainerStore, HealthConfig, RestartPolicy,
 };
-use crate::runtime::spec::{BindMount, Resources};
+use crate::runtime::spec::{self, BindMount, Resources};
 use crate::runtime::{engine, names, supervisor};
 use crate::volume::{VolumeMount, VolumeStore};
 
@@ -394,10 +394,26 @@ fn mounts(
             bail!("duplicate mount point: {d}");
         }
     }
+    for b in &binds {
+        let origin = format!("-v {}:{}", b.source.display(), b.destination);
+        spec::check_destination(&b.destination, true, &origin)?;
+    }
+    for m in &volumes {
+        let origin = if m.anonymous {
+            format!("-v {}", m.destination)
+        } else {
+            format!("-v {}:{}", m.name, m.destination)
+        };
+        spec::check_destination(&m.destination, false, &origin)?;
+    }
+    for (d, _) in tmpfs {
+        spec::check_destination(d, false, &format!("--tmpfs {d}"))?;
+    }
     for dst in image_volumes {
         if !dst.starts_with('/') || taken.contains(&norm(dst)) {
             continue;
         }
+        spec::check_destination(dst, false, &format!("the image's VOLUME {dst}"))?;
         taken.push(norm(dst));
         volumes.push(VolumeMount {
             name: VolumeStore::anonymous_name(),

@@ -1,10 +1,10 @@
 //! `berth exec`: a new process in a running container's namespaces, cgroup,
 //! user and confinement (libcontainer's tenant container).
 //!
-//! Without `-t` the process inherits this command's stdin/stdout/stderr.
-//! It starts in the container's working directory unless `-w` says
-//! otherwise, and with `-t` gets `TERM=xterm` (as Docker) unless `-e` sets
-//! it.
+//! Without `-t` the process gets pipes (`exec_stdio.rs`), as with Docker,
+//! never this command's own stdin/stdout/stderr. It starts in the
+//! container's working directory unless `-w` says otherwise, and with `-t`
+//! gets `TERM=xterm` (as Docker) unless `-e` sets it.
 //! With `-t` it gets a terminal of its own, as with Docker: a new pty in the
 //! container's devpts (the OCI `process.terminal`; libcontainer sends the
 //! master over a console socket), so a shell has job control and its own
@@ -109,6 +109,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     if args.flags.tty && !args.flags.detach {
         return exec_with_pty(&store, &id, &args, env, cwd, u);
     }
+    let mut pipes = None;
     let stdio = if args.flags.detach {
         let null = |w: bool| -> anyhow::Result<OwnedFd> {
             Ok(OwnedFd::from(
@@ -124,13 +125,11 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             stderr: Some(null(true)?),
             console_socket: None,
         }
-    } else if !args.flags.interactive {
-        Stdio {
-            stdin: Some(OwnedFd::from(std::fs::File::open("/dev/null")?)),
-            ..Default::default()
-        }
     } else {
-        Stdio::default()
+        // Pipes, never our own fds: they may be the caller's terminal.
+        let (stdio, ours) = super::exec_stdio::Pipes::new(args.flags.interactive)?;
+        pipes = Some(ours);
+        stdio
     };
     let lc = store.dir(&id).join("lc");
     let pid = match engine::exec(
@@ -158,18 +157,10 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
             .into());
         }
     };
-    if args.flags.detach {
+    let Some(pipes) = pipes else {
         return Ok(());
-    }
-    let code = loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, c)) => break c,
-            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
-            Ok(_) => continue,
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(e).context("waiting for the exec'd process"),
-        }
     };
+    let code = pipes.run(pid)?;
     if code != 0 {
         return Err(Exit::silent(code).into());
     }

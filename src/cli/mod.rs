@@ -12,6 +12,7 @@ pub mod compose;
 pub mod container;
 pub mod container_image;
 pub mod exec;
+pub mod exec_stdio;
 pub mod image;
 pub mod info;
 pub mod inspect;
@@ -62,6 +63,10 @@ pub struct GlobalOpts {
     /// Print JSON instead of tables (same as --format json)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Whether `--root` was given on the command line (not from
+    /// `BERTH_ROOT` or the default): `berth oci` then reads it as runc does.
+    #[arg(skip)]
+    pub root_on_command_line: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,8 +162,7 @@ pub enum Command {
     #[command(subcommand)]
     Container(ContainerCommand),
     /// OCI runtime command line (runc-compatible) over berth's engine
-    #[command(subcommand)]
-    Oci(oci::OciCommand),
+    Oci(oci::OciArgs),
     #[command(name = "__supervise", hide = true)]
     Supervise(container::SuperviseArgs),
     /// Holds a detached `exec -it`'s terminal (see cli/exec.rs)
@@ -250,8 +254,15 @@ fn init_logging(global: &GlobalOpts) {
 
 /// Entry point: parses arguments, runs the command, returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let cli = match parsed {
+        Ok((mut cli, m)) => {
+            cli.global.root_on_command_line = root_given(&m);
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             // Help and version go to stdout and succeed; a usage error exits
@@ -322,6 +333,15 @@ fn stdout_reader_gone() -> bool {
         && fds[0]
             .revents()
             .is_some_and(|r| r.contains(PollFlags::POLLERR))
+}
+
+/// Whether `--root` came from the command line, at any subcommand depth
+/// (it is a global flag).
+fn root_given(m: &clap::ArgMatches) -> bool {
+    if m.value_source("root") == Some(clap::parser::ValueSource::CommandLine) {
+        return true;
+    }
+    m.subcommand().is_some_and(|(_, sub)| root_given(sub))
 }
 
 /// Prints an error as one line and chooses the exit code.

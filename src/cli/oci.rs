@@ -5,8 +5,14 @@
 //! (<https://github.com/opencontainers/runtime-spec/blob/main/runtime.md>):
 //! `create` sets up the container from a bundle and leaves its init waiting,
 //! `start` runs the user's process, `state` reports, `kill` signals,
-//! `delete` removes. `run` is create+start+wait. State lives in `ROOT/oci/`
-//! (runc's `--root` is berth's `--root/oci`).
+//! `delete` removes. `run` is create+start+wait.
+//!
+//! The global flags containerd's shim and Podman pass to a runtime keep
+//! runc's meaning: `berth oci --root DIR` is the state directory itself (as
+//! `runc --root DIR`; without it, berth's own state root's `oci/`), `--log
+//! FILE` appends every error there as well, in logrus's `text` or `json`
+//! shape (`--log-format`), which is where containerd reads a runtime's
+//! failure from, and `--systemd-cgroup` asks for systemd's cgroup driver.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,6 +24,22 @@ use serde_json::json;
 
 use super::{Context, Exit};
 use crate::runtime::engine::{self, ExecOptions, Stdio};
+
+/// `berth oci`'s own flags (runc's global ones) and its verb.
+#[derive(Debug, Args)]
+pub struct OciArgs {
+    /// File to append the runtime's errors to (runc's --log)
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of --log lines: text or json
+    #[arg(long = "log-format", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Use systemd's cgroup driver (cgroupsPath as slice:prefix:name)
+    #[arg(long = "systemd-cgroup")]
+    pub systemd_cgroup: bool,
+    #[command(subcommand)]
+    pub command: OciCommand,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum OciCommand {
@@ -113,8 +135,51 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// runc's `--root` when given on the command line, else `ROOT/oci`.
 fn state_root(ctx: &Context) -> anyhow::Result<PathBuf> {
+    if ctx.global.root_on_command_line {
+        let dir = &ctx.global.root;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the runtime state directory {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+        return Ok(dir.canonicalize()?);
+    }
     Ok(ctx.root()?.subdir("oci")?)
+}
+
+/// One `--log` line for `message`, as runc (logrus) writes them.
+fn log_line(format: &str, level: &str, message: &str) -> String {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    if format == "json" {
+        json!({"level": level, "msg": message, "time": time}).to_string()
+    } else {
+        format!("time={time:?} level={level} msg={message:?}")
+    }
+}
+
+/// Dispatches `berth oci …`; an error is also appended to `--log`.
+pub fn run(ctx: &Context, args: OciArgs) -> anyhow::Result<()> {
+    let (log, format) = (args.log.clone(), args.log_format.clone());
+    let result = dispatch(ctx, args);
+    if let (Err(err), Some(log)) = (&result, &log) {
+        use std::io::Write as _;
+        let message = match err.downcast_ref::<Exit>() {
+            Some(exit) => exit.message.clone(),
+            None => format!("{err:#}"),
+        };
+        if !message.is_empty() {
+            let line = log_line(&format, "error", &message);
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .with_context(|| format!("opening the runtime log {}", log.display()))?;
+            writeln!(f, "{line}").with_context(|| format!("writing {}", log.display()))?;
+        }
+    }
+    result
 }
 
 fn bundle_path(p: &std::path::Path) -> anyhow::Result<PathBuf> {
@@ -149,10 +214,17 @@ fn wait_exit(pid: nix::unistd::Pid) -> anyhow::Result<i32> {
     }
 }
 
-/// Dispatches `berth oci …`.
-pub fn run(ctx: &Context, cmd: OciCommand) -> anyhow::Result<()> {
+fn dispatch(ctx: &Context, args: OciArgs) -> anyhow::Result<()> {
+    if args.systemd_cgroup {
+        // runc's own refusal where systemd is not the init: its driver
+        // talks to systemd over D-Bus. berth's engine has only cgroupfs.
+        if !std::path::Path::new("/run/systemd/system").exists() {
+            bail!("systemd cgroup flag passed, but systemd support for managing cgroups is not available: this host does not run systemd");
+        }
+        bail!("--systemd-cgroup: berth's engine manages cgroups through cgroupfs only; configure the runtime with the cgroupfs driver (containerd: SystemdCgroup = false; podman: --cgroup-manager cgroupfs)");
+    }
     let root = state_root(ctx)?;
-    match cmd {
+    match args.command {
         OciCommand::Create(a) => {
             let bundle = bundle_path(&a.bundle)?;
             let stdio = Stdio {
@@ -189,7 +261,16 @@ pub fn run(ctx: &Context, cmd: OciCommand) -> anyhow::Result<()> {
             };
             Ok(engine::kill(&a.id, &root, &sig, a.all)?)
         }
-        OciCommand::Delete(a) => Ok(engine::delete(&a.id, &root, a.force)?),
+        OciCommand::Delete(a) => {
+            // As runc: an unknown id is an error, unless --force.
+            if !root.join(&a.id).exists() {
+                if a.force {
+                    return Ok(());
+                }
+                bail!("container {} does not exist", a.id);
+            }
+            Ok(engine::delete(&a.id, &root, a.force)?)
+        }
         OciCommand::Run(a) => {
             let bundle = bundle_path(&a.bundle)?;
             let stdio = Stdio {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use super::digest::{Digest, DigestWriter};
+use super::digest::{Digest, DigestReader, DigestWriter};
 use super::layout::{
     self, Descriptor, Index, Manifest, OciLayout, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME,
 };
@@ -399,10 +399,39 @@ fn check(contents: &Contents, m: &Manifest) -> Result<Vec<Staged>, ArchiveError>
         )));
     }
     let mut blobs = vec![config.clone()];
-    for l in &m.layers {
-        blobs.push(contents.blob(l)?.clone());
+    for (l, diff_id) in m.layers.iter().zip(parsed.rootfs().diff_ids()) {
+        let staged = contents.blob(l)?;
+        verify_diff_id(staged, diff_id, &l.digest.to_string())?;
+        blobs.push(staged.clone());
     }
     Ok(blobs)
+}
+
+/// Checks that a staged layer's uncompressed content has the config's
+/// `diff_id` (as a pull does while it unpacks), before anything is named:
+/// an archive whose layers are not what its config says is refused whole.
+/// The stream is cut at the layer size cap, so a compression bomb costs
+/// no more than unpacking it would.
+fn verify_diff_id(staged: &Staged, diff_id: &str, shown: &str) -> Result<(), ArchiveError> {
+    let io =
+        |e: std::io::Error| ArchiveError::Corrupt(super::one_line(&format!("layer {shown}: {e}")));
+    let file = std::fs::File::open(&staged.file)
+        .map_err(|e| ArchiveError::Io("staged layer".into(), e))?;
+    let cap = super::layer::UnpackOptions::default().max_bytes;
+    let mut reader = DigestReader::new(super::layer::decompress(file).map_err(io)?.take(cap + 1));
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
+    let (got, n) = reader.finish();
+    if n > cap {
+        return Err(ArchiveError::Corrupt(format!(
+            "layer {shown} is larger than the {cap}-byte layer size cap uncompressed"
+        )));
+    }
+    if got.to_string() != diff_id {
+        return Err(ArchiveError::Corrupt(format!(
+            "layer {shown} does not match its diff_id {diff_id} (got {got})"
+        )));
+    }
+    Ok(())
 }
 
 fn plan_oci(contents: &Contents) -> Result<Vec<Planned>, ArchiveError> {
@@ -536,14 +565,9 @@ fn plan_docker(contents: &Contents) -> Result<Vec<Planned>, ArchiveError> {
             } else if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
                 layout::OCI_LAYER_ZSTD
             } else {
-                if s.digest.to_string() != *diff_id {
-                    return Err(ArchiveError::Corrupt(format!(
-                        "layer {path} does not match its diff_id {diff_id} (got {})",
-                        s.digest
-                    )));
-                }
                 layout::OCI_LAYER_TAR
             };
+            verify_diff_id(&s, diff_id, path)?;
             layers.push(Descriptor::new(media_type, s.digest.clone(), s.size));
             blobs.push(s);
         }

@@ -40,6 +40,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const MAX_BYTES_ENV: &str = "BERTH_LAYER_MAX_BYTES";
 
 const OPAQUE: &str = ".wh..wh..opq";
+/// AUFS's own metadata names (`.wh..wh.plnk`, `.wh..wh.aufs`, …).
+const AUFS_META_PREFIX: &str = ".wh..wh.";
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -56,10 +58,15 @@ pub enum LayerError {
     Refused(String),
     #[error("layer is not a valid tar stream: {0}")]
     Corrupt(String),
-    #[error("unpacking layer entry {path:?}: {source}")]
-    Io {
+    // `error`, not `source`: the message already says it, and a source
+    // would make `{:#}` say it twice.
+    #[error("unpacking layer entry {path:?}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("unpacking layer entry {path:?}: the filesystem refused its extended attribute {name}: {error}")]
+    Xattr {
         path: String,
-        source: std::io::Error,
+        name: String,
+        error: std::io::Error,
     },
 }
 
@@ -341,7 +348,9 @@ pub fn unpack(
             )
         })?;
         state.entry(entry).map_err(|e| match e {
-            LayerError::Io { .. } | LayerError::Corrupt(_) => bomb(e, &tripped),
+            LayerError::Io { .. } | LayerError::Xattr { .. } | LayerError::Corrupt(_) => {
+                bomb(e, &tripped)
+            }
             other => other,
         })?;
     }
@@ -398,7 +407,7 @@ pub fn unpack_staged(
 fn io_err(path: &str, source: std::io::Error) -> LayerError {
     LayerError::Io {
         path: path.to_string(),
-        source,
+        error: source,
     }
 }
 
@@ -612,6 +621,15 @@ impl Unpacker {
         }
         let (last, parents) = comps.split_last().expect("non-empty");
         let parents: Vec<&OsStr> = parents.iter().map(|s| s.as_os_str()).collect();
+        // Below AUFS metadata directories (`.wh..wh.plnk/`, which holds
+        // AUFS's hard-link targets; `.wh..wh.orph/`): not content either,
+        // and Docker skips them whole.
+        if parents
+            .iter()
+            .any(|p| p.as_bytes().starts_with(AUFS_META_PREFIX.as_bytes()))
+        {
+            return Ok(());
+        }
         let last_bytes = last.as_bytes();
 
         // Whiteouts.
@@ -678,7 +696,7 @@ impl Unpacker {
                     .map_err(|e| io_err(&shown, e))?;
                 f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
                     .map_err(|e| io_err(&shown, e))?;
-                set_xattrs(&f, &xattrs).map_err(|e| io_err(&shown, e))?;
+                set_xattrs(&f, &xattrs, &shown)?;
                 self.dir_times.push((comps.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -703,7 +721,7 @@ impl Unpacker {
                     .map_err(|e| io_err(&shown, e))?;
                 f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
                     .map_err(|e| io_err(&shown, e))?;
-                set_xattrs(&f, &xattrs).map_err(|e| io_err(&shown, e))?;
+                set_xattrs(&f, &xattrs, &shown)?;
                 let t = filetime::FileTime::from_unix_time(mtime, 0);
                 filetime::set_file_handle_times(&f, Some(t), Some(t))
                     .map_err(|e| io_err(&shown, e))?;
@@ -836,9 +854,13 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> 
     out
 }
 
-fn set_xattrs(f: &File, xattrs: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+fn set_xattrs(f: &File, xattrs: &[(String, Vec<u8>)], shown: &str) -> Result<(), LayerError> {
     for (k, v) in xattrs {
-        xattr::FileExt::set_xattr(f, k, v)?;
+        xattr::FileExt::set_xattr(f, k, v).map_err(|error| LayerError::Xattr {
+            path: shown.to_string(),
+            name: k.clone(),
+            error,
+        })?;
     }
     Ok(())
 }

@@ -15,8 +15,10 @@
 //! tag        := [\w][\w.-]{0,127}
 //! ```
 //!
-//! The first component is a domain only if it contains `.` or `:`, is
-//! `localhost`, or has upper-case letters; otherwise the domain is
+//! The first component is a domain only if it contains `.` or `:` or is
+//! `localhost` (upper case alone does not make one: `UPPER/x` is a
+//! repository name, refused because it is not lower case, as the Docker
+//! CLI refuses it); otherwise the domain is
 //! `docker.io`, and single-component names on Docker Hub get `library/`.
 //! A bare name gets the tag `latest`.
 
@@ -96,11 +98,7 @@ impl Reference {
             return Err(ReferenceError::Format(s.to_string()));
         }
         let (mut registry, mut repository) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.to_lowercase() != first =>
-            {
+            Some((first, remainder)) if first.contains(['.', ':']) || first == "localhost" => {
                 (first.to_string(), remainder.to_string())
             }
             _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
@@ -425,6 +423,10 @@ mod tests {
             err("Busybox", "must be lowercase"),
             err("user/Repo", "must be lowercase"),
             err("localhost/Up", "must be lowercase"),
+            // Upper case alone does not make a registry host: `UPPER/x` is a
+            // repository name, and those are lower case.
+            err("UPPER/x:1", "must be lowercase"),
+            err("Foo/bar", "must be lowercase"),
             err(
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                 "64-byte hexadecimal",

@@ -27,6 +27,69 @@ pub enum SpecError {
     Seccomp(#[from] seccomp::SeccompError),
     #[error("invalid runtime spec: {0}")]
     Invalid(#[from] serde_json::Error),
+    #[error(
+        "refusing to mount onto {destination} (from {origin}): mounts onto or under /proc and /sys \
+         could replace the kernel files that confine the container (CVE-2019-16884); choose another path"
+    )]
+    KernelPath { destination: String, origin: String },
+    #[error(
+        "refusing to mount onto /dev (from {origin}): the runtime makes the container's /dev and its \
+         device nodes, which would land in that directory; mount below it (e.g. /dev/x) or elsewhere"
+    )]
+    DevPath { origin: String },
+}
+
+/// Files under /proc a bind mount may replace: the ones lxcfs emulates
+/// (runc and libcontainer allow the same list).
+const LXCFS_PROC_FILES: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+];
+
+/// `dest` with `.`, `..` and repeated or trailing slashes resolved
+/// lexically (as the container's root sees it: `..` stops at `/`).
+pub fn normalize_destination(dest: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in dest.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Refuses a mount destination onto or under /proc or /sys (runc refuses
+/// them too): a bind or tmpfs there could hide the masked and read-only
+/// paths, or swap `/proc/self/attr` under an LSM (CVE-2019-16884). A bind
+/// (`bind: true`) may still replace one of the files lxcfs emulates.
+/// `origin` says where the mount came from, for the message. Links in the
+/// image are checked again when the mount is made (the engine refuses a
+/// target that resolves onto procfs or sysfs).
+pub fn check_destination(dest: &str, bind: bool, origin: &str) -> Result<(), SpecError> {
+    let norm = normalize_destination(dest);
+    let under = |top: &str| norm == top || norm.starts_with(&format!("{top}/"));
+    if norm == "/dev" {
+        return Err(SpecError::DevPath {
+            origin: origin.to_string(),
+        });
+    }
+    if (under("/proc") && !(bind && LXCFS_PROC_FILES.contains(&norm.as_str()))) || under("/sys") {
+        return Err(SpecError::KernelPath {
+            destination: norm,
+            origin: origin.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Docker's default capability set (moby `oci/caps/defaults.go`).
@@ -262,7 +325,15 @@ pub fn build(opts: &SpecOptions) -> Result<Spec, SpecError> {
     for b in &opts.binds {
         let mut o = vec!["rbind", "rprivate"];
         if b.readonly {
-            o.push("ro");
+            // Read-only all the way down (Docker 25+): `rro` is
+            // mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY), so submounts of
+            // the source (`-v /dev:/hd:ro` has /dev/shm) are read-only too.
+            o.extend(["ro", "rro"]);
+        }
+        if normalize_destination(&b.destination).starts_with("/dev/") {
+            // A host directory among the container's devices: nodes made in
+            // it do not open from the container.
+            o.push("nodev");
         }
         mounts.push(json!({"destination": b.destination, "type": "bind",
             "source": b.source, "options": o}));
@@ -466,6 +537,56 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&json!("size=1m")));
+    }
+
+    #[test]
+    fn kernel_paths_are_refused() {
+        for bad in [
+            "/proc",
+            "/proc/",
+            "/proc/sys/kernel",
+            "//proc//self/attr",
+            "/tmp/../proc/sys",
+            "/../sys",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/./sys/kernel/",
+        ] {
+            let e = check_destination(bad, true, "-v x")
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("refusing to mount onto /"), "{bad}: {e}");
+            assert!(e.contains("(from -v x)"), "{e}");
+        }
+        for ok in ["/procfs", "/system", "/srv/proc", "/data", "/proc2/sys"] {
+            check_destination(ok, false, "-v x").unwrap();
+        }
+        check_destination("/proc/cpuinfo", true, "-v x").unwrap();
+        for dev in ["/dev", "/dev/", "/dev/shm/.."] {
+            let e = check_destination(dev, true, "-v x")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("refusing to mount onto /dev (from -v x)"),
+                "{e}"
+            );
+        }
+        check_destination("/dev/shm", true, "-v x").unwrap();
+        assert!(check_destination("/proc/cpuinfo", false, "--tmpfs").is_err());
+        assert_eq!(normalize_destination("/a/./b//../c/"), "/a/c");
+    }
+
+    #[test]
+    fn ro_binds_are_recursive() {
+        let v = serde_json::to_value(build(&opts()).unwrap()).unwrap();
+        let m = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/mnt")
+            .unwrap()
+            .clone();
+        assert_eq!(m["options"], json!(["rbind", "rprivate", "ro", "rro"]));
     }
 
     #[test]

@@ -538,6 +538,18 @@ impl Supervisor {
         }
     }
 
+    /// `--rm`: the record, the network allocation and, as in Docker, the
+    /// anonymous volumes go.
+    fn remove_if_auto(&self) {
+        if self.config.auto_remove {
+            if let Ok(nets) = crate::network::Networks::open(self.store.state_root()) {
+                let _ = nets.release(self.id());
+            }
+            let _ = self.store.remove(self.id());
+            let _ = remove_anonymous_volumes(&self.store, &self.config);
+        }
+    }
+
     fn lifecycle(&mut self) -> Result<i32, SupervisorError> {
         let mut restarts = self.store.state(self.id())?.restart_count;
         let mut backoff = Duration::from_millis(100);
@@ -566,8 +578,11 @@ impl Supervisor {
                         s.error = msg.clone();
                         s.pid = 0;
                     })?;
-                    self.signal_ready(Err((code, msg)));
                     teardown(&self.store, &self.config);
+                    // `run --rm` whose start failed leaves nothing behind
+                    // either (gone before the caller hears of the failure).
+                    self.remove_if_auto();
+                    self.signal_ready(Err((code, msg)));
                     self.finish_clients(code);
                     return Ok(code);
                 }
@@ -579,14 +594,7 @@ impl Supervisor {
                 .should_restart(code, restarts, st.stop_requested)
             {
                 teardown(&self.store, &self.config);
-                if self.config.auto_remove {
-                    if let Ok(nets) = crate::network::Networks::open(self.store.state_root()) {
-                        let _ = nets.release(self.id());
-                    }
-                    let _ = self.store.remove(self.id());
-                    // `--rm` takes the anonymous volumes along, as in Docker.
-                    let _ = remove_anonymous_volumes(&self.store, &self.config);
-                }
+                self.remove_if_auto();
                 self.finish_clients(code);
                 return Ok(code);
             }

@@ -12,6 +12,14 @@
 //!   tmp/                 staging area; anything here after a crash is garbage
 //! ```
 //!
+//! Other host users must not reach anything under the root: layers hold
+//! images' setuid binaries and device nodes with the modes the image gave
+//! them, so a world-traversable path to them hands root to any local user.
+//! As Docker keeps `/var/lib/docker` (0710, its layer directories 0700),
+//! the root is 0710 and every directory directly under it 0700; [`StateRoot::open`]
+//! checks and repairs both on every command, so a root made by an older
+//! berth (0755) is closed at the next use.
+//!
 //! Writes that matter go through [`atomic::write_atomic`] (temp file, fsync,
 //! rename, fsync of the directory) while the caller holds [`lock::StateLock`],
 //! so a crash at any point leaves either the old or the new file, never a torn
@@ -30,11 +38,22 @@ pub use lock::StateLock;
 /// Default location of the state root.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 
+/// The state root's mode: traversable by its group only, as Docker's root.
+pub const ROOT_MODE: u32 = 0o710;
+
+/// The mode of every directory directly under the state root.
+pub const SUBDIR_MODE: u32 = 0o700;
+
 /// Errors from opening or using the state root.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("cannot create state root {path}: {source}")]
     Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot restrict the mode of {path} (other users must not reach it): {source}")]
+    Mode {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -48,6 +67,21 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Sets `dir`'s permission bits to `mode` unless they already are (a
+/// directory that is a link is left alone: `symlink_metadata` says so).
+fn restrict(dir: &Path, mode: u32) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| StateError::Mode {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(err)?;
+    if !meta.is_dir() || meta.permissions().mode() & 0o7777 == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)
 }
 
 /// A handle on the state root directory.
@@ -70,6 +104,16 @@ impl StateRoot {
             path: path.clone(),
             source,
         })?;
+        restrict(&path, ROOT_MODE)?;
+        let entries = std::fs::read_dir(&path).map_err(|source| StateError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                restrict(&entry.path(), SUBDIR_MODE)?;
+            }
+        }
         Ok(Self { path })
     }
 
@@ -85,6 +129,9 @@ impl StateRoot {
             path: dir.clone(),
             source,
         })?;
+        if let Some(top) = Path::new(name).components().next() {
+            restrict(&self.path.join(top), SUBDIR_MODE)?;
+        }
         Ok(dir)
     }
 

@@ -98,18 +98,25 @@ impl Container {
                         err
                     })?;
 
+                    // berth: the runtime spec says a failing poststop hook is
+                    // logged as a warning and the remaining hooks and the
+                    // delete go on; upstream failed the delete and left a
+                    // record that ran the hook again on every retry.
                     if let Some(hooks) = config.hooks.as_ref() {
-                        hooks::run_hooks(
-                            hooks.poststop().as_ref(),
-                            Some(&self.state),
-                            None,
-                            None,
-                            None,
-                        )
-                        .map_err(|err| {
-                            tracing::error!(err = ?err, "failed to run post stop hooks");
-                            err
-                        })?;
+                        for hook in hooks.poststop().iter().flatten() {
+                            if let Err(err) = hooks::run_hooks(
+                                Some(&vec![hook.clone()]),
+                                Some(&self.state),
+                                None,
+                                None,
+                                None,
+                            ) {
+                                tracing::warn!(
+                                    "poststop hook {} failed, deleting anyway: {err}",
+                                    hook.path().display()
+                                );
+                            }
+                        }
                     }
                 }
                 Err(err) => {

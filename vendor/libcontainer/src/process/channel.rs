@@ -24,7 +24,7 @@ pub enum ChannelError {
     BaseChannelError(#[from] crate::channel::ChannelError),
     #[error("missing fds from seccomp request")]
     MissingSeccompFds,
-    #[error("exec process failed with error {0}")]
+    #[error("{0}")]
     ExecError(String),
     #[error("intermediate process error {0}")]
     OtherError(String),
@@ -112,6 +112,24 @@ impl MainSender {
         self.sender.send(Message::InitReady)?;
 
         Ok(())
+    }
+
+    /// berth: an error and its sources as one line (`a: b: c`), a source
+    /// left out when the text before already ends with it, so the parent
+    /// learns what failed and why (upstream sent only the outermost
+    /// message: "failed to prepare rootfs").
+    pub fn error_chain(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(e) = source {
+            let part = e.to_string();
+            if !part.is_empty() && !text.ends_with(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            source = e.source();
+        }
+        text
     }
 
     pub fn exec_failed(&mut self, err: String) -> Result<(), ChannelError> {
@@ -255,19 +273,25 @@ impl MainReceiver {
     /// Waits for associated init process to send ready message
     /// and return the pid of init process which is forked by init process
     pub fn wait_for_init_ready(&mut self) -> Result<(), ChannelError> {
-        let msg = self
-            .receiver
-            .recv()
-            .map_err(|err| ChannelError::ReceiveError {
+        let msg = self.receiver.recv().map_err(|err| match err {
+            // berth: say what a closed channel means here (upstream:
+            // `failed to receive. "waiting for init ready". BrokenChannel`).
+            crate::channel::ChannelError::BrokenChannel => ChannelError::ExecError(
+                "the container's init process died while setting up, before it could report \
+                 an error: it was killed, e.g. by the seccomp profile (a system call the runtime \
+                 makes after loading it is not allowed), by the OOM killer or by a signal"
+                    .to_string(),
+            ),
+            err => ChannelError::ReceiveError {
                 msg: "waiting for init ready".to_string(),
                 source: err,
-            })?;
+            },
+        })?;
         match msg {
             Message::InitReady => Ok(()),
             // this case in unique and known enough to have a special error format
-            Message::ExecFailed(err) => Err(ChannelError::ExecError(format!(
-                "error in executing process : {err}"
-            ))),
+            // berth: the init's own message, without a second prefix.
+            Message::ExecFailed(err) => Err(ChannelError::ExecError(err)),
             msg => Err(ChannelError::unexpected("InitReady", msg)),
         }
     }

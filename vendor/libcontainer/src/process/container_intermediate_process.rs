@@ -179,11 +179,12 @@ pub fn container_intermediate_process(
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    let text = MainSender::error_chain(&e);
+                    if let Err(err) = init_main_sender.exec_failed(text.clone()) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
-                        let buf = format!("{e}");
+                        let buf = text;
                         let exec_notify_fd =
                             unsafe { std::os::fd::OwnedFd::from_raw_fd(exec_notify_fd) };
                         if let Err(err) = write(&exec_notify_fd, buf.as_bytes()) {
@@ -338,7 +339,13 @@ fn apply_cgroups<
             resources,
             freezer_state: None,
             oom_score_adj: None,
-            disable_oom_killer: false,
+            // berth: honour linux.resources.memory.disableOOMKiller (upstream
+            // passed false unconditionally).
+            disable_oom_killer: resources
+                .memory()
+                .as_ref()
+                .and_then(|m| m.disable_oom_killer())
+                .unwrap_or(false),
         };
 
         cmanager.apply(&controller_opt).map_err(|err| {

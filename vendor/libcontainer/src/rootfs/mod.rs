@@ -27,6 +27,13 @@ pub enum RootfsError {
     Symlink(#[from] symlink::SymlinkError),
     #[error(transparent)]
     Mount(#[from] mount::MountError),
+    // berth: which spec mount failed (upstream said only "syscall").
+    #[error("cannot mount {what}")]
+    MountFailed {
+        what: String,
+        #[source]
+        source: mount::MountError,
+    },
     #[error(transparent)]
     Device(#[from] device::DeviceError),
 }

@@ -321,6 +321,11 @@ impl Mount {
         tracing::debug!("cgroup root: {:?}", cgroup_root);
 
         let symlink = Symlink::new();
+        // berth: a read-only cgroup mount makes every hierarchy and the tmpfs
+        // holding them read-only, as runc does (upstream mounted them rw).
+        let readonly = parse_mount(cgroup_mount)?
+            .flags
+            .contains(MsFlags::MS_RDONLY);
 
         // setup cgroup mounts for container
         for host_mount in &host_mounts {
@@ -331,6 +336,7 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
+                        readonly,
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -340,6 +346,7 @@ impl Mount {
                         subsystem_name == "systemd",
                         host_mount,
                         &process_cgroups,
+                        readonly,
                     )?;
                 }
 
@@ -347,6 +354,21 @@ impl Mount {
             } else {
                 tracing::warn!("could not get subsystem name from {:?}", host_mount);
             }
+        }
+
+        if readonly {
+            self.syscall.mount(
+                None,
+                &cgroup_root,
+                None,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOEXEC
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV,
+                None,
+            )?;
         }
 
         Ok(())
@@ -361,6 +383,7 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
+        readonly: bool,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -388,8 +411,12 @@ impl Mount {
             subsystem_name.into()
         };
 
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if readonly {
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -415,6 +442,7 @@ impl Mount {
         named: bool,
         host_mount: &Path,
         process_cgroups: &HashMap<String, String>,
+        readonly: bool,
     ) -> Result<()> {
         tracing::debug!("Mounting (emulated) {:?} cgroup subsystem", subsystem_name);
         let named_hierarchy: Cow<str> = if named {
@@ -450,10 +478,17 @@ impl Mount {
                 )
                 .typ("bind")
                 .options(
-                    ["rw", "rbind"]
-                        .iter()
-                        .map(|o| o.to_string())
-                        .collect::<Vec<String>>(),
+                    [
+                        if readonly { "rro" } else { "rw" },
+                        if readonly { "ro" } else { "rw" },
+                        "rbind",
+                        "nosuid",
+                        "nodev",
+                        "noexec",
+                    ]
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<String>>(),
                 )
                 .build()?;
             tracing::debug!("Mounting emulated cgroup subsystem: {:?}", emulated);
@@ -629,6 +664,11 @@ impl Mount {
 
         let dest: OwnedFd = root.resolve(container_dest)?.into();
         let dest_fd = dest.as_fd();
+        // berth: refuse a target that resolves onto procfs or sysfs (a link
+        // in the image can lead there from an innocent-looking path), as
+        // runc's checkProcMount does after resolving: only the lxcfs files
+        // and the cgroup mount point itself are allowed.
+        self.check_kernel_target(m, container_dest, &dest)?;
 
         // fd-based mount flow:
         // - bind: open_tree -> mount_setattr -> move_mount
@@ -802,6 +842,38 @@ impl Mount {
             }
         }
 
+        Ok(())
+    }
+
+    /// berth: the target of a mount must not lie on procfs or sysfs, except
+    /// for the files lxcfs emulates and the cgroup mount point.
+    fn check_kernel_target(&self, m: &SpecMount, dest: &Path, fd: &OwnedFd) -> Result<()> {
+        const LXCFS: &[&str] = &[
+            "/proc/cpuinfo",
+            "/proc/diskstats",
+            "/proc/meminfo",
+            "/proc/stat",
+            "/proc/swaps",
+            "/proc/uptime",
+            "/proc/loadavg",
+            "/proc/slabinfo",
+            "/proc/sys/kernel/ns_last_pid",
+            "/proc/sys/crypto/fips_enabled",
+        ];
+        let fs = nix::sys::statfs::fstatfs(fd).map_err(MountError::from)?;
+        let kind = fs.filesystem_type();
+        let shown = dest.display();
+        if kind == PROC_SUPER_MAGIC && !(is_bind(m) && LXCFS.iter().any(|p| Path::new(p) == dest))
+        {
+            return Err(MountError::Custom(format!(
+                "refusing to mount onto {shown}: it resolves into /proc (through a link in the image?); mounts onto or under /proc and /sys are not allowed"
+            )));
+        }
+        if kind == nix::sys::statfs::SYSFS_MAGIC && dest != Path::new("/sys/fs/cgroup") {
+            return Err(MountError::Custom(format!(
+                "refusing to mount onto {shown}: it resolves into /sys (through a link in the image?); mounts onto or under /proc and /sys are not allowed"
+            )));
+        }
         Ok(())
     }
 

@@ -86,7 +86,22 @@ impl RootFS {
 
         if let Some(mounts) = spec.mounts() {
             for mount in mounts {
-                mounter.setup_mount(mount, &global_options)?;
+                mounter
+                    .setup_mount(mount, &global_options)
+                    .map_err(|source| RootfsError::MountFailed {
+                        what: format!(
+                            "{} {} onto {} (options {})",
+                            mount.typ().as_deref().unwrap_or("bind"),
+                            mount
+                                .source()
+                                .as_ref()
+                                .map(|s| s.display().to_string())
+                                .unwrap_or_default(),
+                            mount.destination().display(),
+                            mount.options().as_ref().map(|o| o.join(",")).unwrap_or_default()
+                        ),
+                        source,
+                    })?;
             }
         }
         Ok(())

@@ -9,6 +9,34 @@ use super::{Executor, ExecutorError, ExecutorValidationError};
 #[derive(Clone)]
 pub struct DefaultExecutor {}
 
+/// berth: why `execvp(executable)` failed, in words: for ENOENT on a file
+/// that exists, the `#!` interpreter it names is what is missing.
+fn explain_exec_failure(spec: &Spec, executable: &str, err: nix::Error) -> String {
+    let path_var = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().as_ref())
+        .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PATH=").map(str::to_string)))
+        .unwrap_or_default();
+    let found = get_executable_path(executable, &path_var);
+    if err == nix::Error::ENOENT {
+        if let Some(path) = &found {
+            let head = std::fs::read(path).unwrap_or_default();
+            if let Some(rest) = head.strip_prefix(b"#!") {
+                let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
+                let line = String::from_utf8_lossy(line);
+                let interp = line.split_whitespace().next().unwrap_or("");
+                return format!(
+                    "its interpreter {interp} (from the #! line) does not exist in the container"
+                );
+            }
+            return "the file exists but its ELF interpreter (dynamic loader) or a library is missing"
+                .to_string();
+        }
+    }
+    err.desc().to_lowercase()
+}
+
 impl Executor for DefaultExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         tracing::debug!("executing workload with default handler");
@@ -32,6 +60,11 @@ impl Executor for DefaultExecutor {
             .collect();
         unistd::execvp(&cstring_path, &a).map_err(|err| {
             tracing::error!(?err, filename = ?cstring_path, args = ?a, "failed to execvp");
+            // berth: this runs after the start, where nobody reads the
+            // returned error any more; say it on the process's stderr (as
+            // runc does), with the interpreter when a script names a
+            // missing one.
+            eprintln!("exec {executable}: {}", explain_exec_failure(spec, executable, err));
             ExecutorError::Execution(
                 format!(
                     "error '{}' executing '{:?}' with args '{:?}'",

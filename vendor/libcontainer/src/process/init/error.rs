@@ -26,6 +26,13 @@ pub enum InitProcessError {
     ReopenDevNull(#[source] std::io::Error),
     #[error("failed to unix syscall")]
     NixOther(#[source] nix::Error),
+    // berth: name the working directory that could not be entered.
+    #[error("cannot change to the working directory {path}")]
+    Chdir {
+        path: std::path::PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error(transparent)]
     MissingSpec(#[from] crate::error::MissingSpecError),
     #[error("failed to setup tty")]

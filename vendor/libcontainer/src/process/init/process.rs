@@ -262,7 +262,10 @@ pub fn container_init_process(
             Err(nix::Error::EPERM) => true,
             Err(e) => {
                 tracing::error!(?e, "failed to chdir");
-                return Err(InitProcessError::NixOther(e));
+                return Err(InitProcessError::Chdir {
+                    path: ctx.process.cwd().to_path_buf(),
+                    source: e,
+                });
             }
         }
     };
@@ -392,7 +395,10 @@ pub fn container_init_process(
         unistd::chdir(ctx.process.cwd()).map_err(|err| {
             let cwd = ctx.process.cwd();
             tracing::error!(?err, ?cwd, "failed to chdir to cwd");
-            InitProcessError::NixOther(err)
+            InitProcessError::Chdir {
+                path: cwd.to_path_buf(),
+                source: err,
+            }
         })?;
     }
 
