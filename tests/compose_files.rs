@@ -109,6 +109,25 @@ fn compose_isms_mean_what_compose_means() {
         err.contains("note: compose.yaml:2:1: the top-level `version` key is obsolete"),
         "{err}"
     );
+
+    // An unset variable is substituted blank, with one note naming it; a
+    // `$` that starts no interpolation stays as written.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  web:\n    image: busybox\n    command: [echo, \"$NOPE ${NOPE} costs 5$\"]\n",
+    )
+    .unwrap();
+    let out = berth_in(&root, dir.path(), &["config", "--format", "json"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("the \"NOPE\" variable is not set").count(),
+        1,
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // (config prints a manifest that loads back the same: `$` as `$$`.)
+    assert_eq!(v["services"]["web"]["command"][1], "  costs 5$$");
 }
 
 #[test]

@@ -13,13 +13,17 @@
 //! | `$$` | a literal `$` |
 //!
 //! Defaults and alternatives may themselves contain interpolations
-//! (`${A:-${B:-x}}`), as in Compose. A `$` followed by anything else is an
-//! error that says to write `$$`. Variables come from the process
+//! (`${A:-${B:-x}}`), as in Compose. A `$` that starts none of these
+//! (`$1`, `$(date)`, `5$`) stays as written, as in Compose; a malformed
+//! `${…}` is an error. A variable that is not set is substituted blank and
+//! named in a note (Compose's warning). Variables come from the process
 //! environment and from `.env` beside the manifest; the process wins.
 //!
 //! `.env` files (also used for `env_file`) follow Compose's dotenv format:
-//! `KEY=VALUE` lines, optional `export `, `#` comments (also after an unquoted
-//! value, when preceded by a space), single quotes literal, double quotes with
+//! `KEY=VALUE` lines, optional `export `, a bare `KEY` taking KEY from the
+//! environment (undefined when it is not set there), `#` comments (also
+//! after an unquoted value, when preceded by a space), single quotes literal
+//! (a `\'` inside does not end them and is kept), double quotes with
 //! `\n \t \\ \"` escapes and possibly spanning lines; unquoted and double
 //! quoted values are interpolated with the variables defined above them and
 //! then the environment.
@@ -52,13 +56,32 @@ pub fn interpolate(
     template: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, InterpolateError> {
-    interpolate_nested(template, lookup, 0)
+    interpolate_noting(template, lookup, &mut |_| {})
 }
+
+/// [`interpolate`], telling `unset` the name of every variable that was
+/// substituted blank because it is not set (`$NAME`, `${NAME}`), which
+/// Compose warns about.
+pub fn interpolate_noting(
+    template: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut dyn FnMut(&str),
+) -> Result<String, InterpolateError> {
+    let missing = std::cell::RefCell::new(Vec::new());
+    let out = interpolate_nested(template, lookup, 0, &missing)?;
+    for name in missing.into_inner() {
+        unset(&name);
+    }
+    Ok(out)
+}
+
+type Missing = std::cell::RefCell<Vec<String>>;
 
 fn interpolate_nested(
     template: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     depth: usize,
+    missing: &Missing,
 ) -> Result<String, InterpolateError> {
     let chars: Vec<char> = template.chars().collect();
     let invalid = |reason: &str| InterpolateError::Invalid {
@@ -89,7 +112,10 @@ fn interpolate_nested(
                     end += 1;
                 }
                 let name: String = chars[start..end].iter().collect();
-                out.push_str(&lookup(&name).unwrap_or_default());
+                match lookup(&name) {
+                    Some(v) => out.push_str(&v),
+                    None => missing.borrow_mut().push(name),
+                }
                 i = end;
             }
             Some('{') => {
@@ -118,13 +144,14 @@ fn interpolate_nested(
                     return Err(invalid("missing closing `}`"));
                 }
                 let body: String = chars[start..j].iter().collect();
-                out.push_str(&expand_braced(&body, lookup, &invalid, depth)?);
+                out.push_str(&expand_braced(&body, lookup, &invalid, depth, missing)?);
                 i = j + 1;
             }
+            // Anything else (`$1`, `$(…)`, `5$`) stays as written, as in
+            // Compose, whose pattern only matches `$$`, `$NAME` and `${…}`.
             _ => {
-                return Err(invalid(
-                    "`$` must be followed by a variable name or `{`; write `$$` for a literal `$`",
-                ))
+                out.push('$');
+                i += 1;
             }
         }
     }
@@ -136,6 +163,7 @@ fn expand_braced(
     lookup: &dyn Fn(&str) -> Option<String>,
     invalid: &dyn Fn(&str) -> InterpolateError,
     depth: usize,
+    missing: &Missing,
 ) -> Result<String, InterpolateError> {
     let name_len = body
         .char_indices()
@@ -149,6 +177,9 @@ fn expand_braced(
     let rest = &body[name_len..];
     let value = lookup(name);
     if rest.is_empty() {
+        if value.is_none() {
+            missing.borrow_mut().push(name.to_string());
+        }
         return Ok(value.unwrap_or_default());
     }
     let (colon, op_and_arg) = match rest.strip_prefix(':') {
@@ -168,12 +199,12 @@ fn expand_braced(
             if set {
                 Ok(value.unwrap_or_default())
             } else {
-                interpolate_nested(arg, lookup, depth + 1)
+                interpolate_nested(arg, lookup, depth + 1, missing)
             }
         }
         Some('+') => {
             if set {
-                interpolate_nested(arg, lookup, depth + 1)
+                interpolate_nested(arg, lookup, depth + 1, missing)
             } else {
                 Ok(String::new())
             }
@@ -184,7 +215,7 @@ fn expand_braced(
             } else {
                 Err(InterpolateError::Required {
                     name: name.to_string(),
-                    message: interpolate_nested(arg, lookup, depth + 1)?,
+                    message: interpolate_nested(arg, lookup, depth + 1, missing)?,
                 })
             }
         }
@@ -204,14 +235,18 @@ pub struct PlacedError {
 }
 
 /// Interpolates every string value under `node` in place, collecting errors.
+/// Names of unset variables that were substituted blank go to `unset`.
 pub fn interpolate_tree(
     node: &mut Node,
     path: &KeyPath,
     lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<PlacedError>,
+    unset: &mut std::collections::BTreeSet<String>,
 ) {
     match &mut node.value {
-        Value::String(s) if s.contains('$') => match interpolate(s, lookup) {
+        Value::String(s) if s.contains('$') => match interpolate_noting(s, lookup, &mut |n| {
+            unset.insert(n.to_string());
+        }) {
             Ok(v) => *s = v,
             Err(error) => errors.push(PlacedError {
                 span: node.span,
@@ -221,13 +256,13 @@ pub fn interpolate_tree(
         },
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_tree(item, &path.index(i), lookup, errors);
+                interpolate_tree(item, &path.index(i), lookup, errors, unset);
             }
         }
         Value::Table(entries) => {
             for entry in entries {
                 let child = path.key(&entry.key);
-                interpolate_tree(&mut entry.node, &child, lookup, errors);
+                interpolate_tree(&mut entry.node, &child, lookup, errors, unset);
             }
         }
         _ => {}
@@ -282,6 +317,19 @@ pub fn parse_dotenv(
         if let Some(rest) = key.strip_prefix("export ") {
             key = rest.trim().to_string();
         }
+        if (i >= chars.len() || chars[i] == '\n')
+            && !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            // A bare `VAR` takes VAR from the environment, if it is set.
+            if let Some(v) = lookup(&key) {
+                match vars.iter_mut().find(|(k, _)| *k == key) {
+                    Some(existing) => existing.1 = v,
+                    None => vars.push((key, v)),
+                }
+            }
+            continue;
+        }
         if i >= chars.len() || chars[i] != '=' {
             return Err(err(line_no, format!("expected KEY=VALUE, found {key:?}")));
         }
@@ -300,7 +348,9 @@ pub fn parse_dotenv(
             Some('\'') => {
                 i += 1;
                 let start = i;
-                while i < chars.len() && chars[i] != '\'' {
+                // Literal, but `\'` does not end it (kept as written, as in
+                // Compose's dotenv).
+                while i < chars.len() && !(chars[i] == '\'' && chars[i - 1] != '\\') {
                     if chars[i] == '\n' {
                         line += 1;
                     }
@@ -435,6 +485,13 @@ mod tests {
             ("${UNSET:-}", ""),
             ("${SET:+${OTHER}x}", "otherx"),
             ("${UNSET:-$$}", "$"),
+            // A `$` that starts no interpolation stays as written.
+            ("cost: 5$", "cost: 5$"),
+            ("$1 and $(date)", "$1 and $(date)"),
+            ("$ x", "$ x"),
+            ("a$", "a$"),
+            ("$-", "$-"),
+            ("${SET}$", "value$"),
         ];
         for (template, want) in cases {
             assert_eq!(
@@ -458,9 +515,7 @@ mod tests {
             "required variable EMPTY is missing a value"
         );
         assert!(interpolate("${UNSET?x}", &env).is_err());
-        for bad in [
-            "${SET", "$ x", "${}", "${1A}", "${SET:x}", "cost: 5$", "${SET!}",
-        ] {
+        for bad in ["${SET", "${}", "${1A}", "${SET:x}", "${SET!}"] {
             assert!(
                 matches!(
                     interpolate(bad, &env),
@@ -469,6 +524,40 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn unset_variables_are_named() {
+        let cases: &[(&str, &[&str])] = &[
+            ("$UNSET", &["UNSET"]),
+            ("${UNSET}x$SET", &["UNSET"]),
+            ("${UNSET:-d}", &[]),
+            ("${UNSET-d}", &[]),
+            ("${UNSET:+x}", &[]),
+            ("${SET:+$NOPE}", &["NOPE"]),
+            ("$$UNSET", &[]),
+            ("$EMPTY", &[]),
+        ];
+        for (template, want) in cases {
+            let mut got = Vec::new();
+            interpolate_noting(template, &env, &mut |n| got.push(n.to_string())).unwrap();
+            assert_eq!(got, *want, "{template}");
+        }
+    }
+
+    #[test]
+    fn dotenv_quotes_and_bare_names_as_compose_reads_them() {
+        let text = "Q='Let\\'s go!'\nSET\nNOT_SET\nafter=1\n";
+        let vars = parse_dotenv(text, &env).unwrap();
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("Q"), Some("Let\\'s go!"));
+        assert_eq!(
+            get("SET"),
+            Some("value"),
+            "a bare name comes from the environment"
+        );
+        assert_eq!(get("NOT_SET"), None, "an unset bare name is not defined");
+        assert_eq!(get("after"), Some("1"));
     }
 
     #[test]
@@ -485,10 +574,10 @@ mod tests {
         assert_eq!(get("G"), Some(""));
         assert_eq!(get("H"), Some("a#b"));
         assert_eq!(
-            parse_dotenv("A=1\nJUNK\n", &env).unwrap_err(),
+            parse_dotenv("A=1\nJUNK JUNK\n", &env).unwrap_err(),
             DotenvError {
                 line: 2,
-                message: "expected KEY=VALUE, found \"JUNK\"".into()
+                message: "expected KEY=VALUE, found \"JUNK JUNK\"".into()
             }
         );
         assert_eq!(parse_dotenv("A=\"x\n", &env).unwrap_err().line, 1);

@@ -289,6 +289,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut tree: Option<Node> = None;
     let mut diagnostics = Vec::new();
     let mut notes = Vec::new();
+    let mut unset = BTreeSet::new();
     for (path, display) in files.iter().zip(&displays) {
         let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
             path: path.clone(),
@@ -304,6 +305,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                     &KeyPath::root(),
                     &|k| variables.get(k).cloned(),
                     &mut errors,
+                    &mut unset,
                 );
                 diagnostics.extend(
                     errors
@@ -330,6 +332,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     if !diagnostics.is_empty() {
         return Err(LoadError::Invalid(diagnostics));
     }
+    // As Compose warns: `The "X" variable is not set. Defaulting to a blank string.`
+    notes.extend(
+        unset
+            .into_iter()
+            .map(|name| format!("the {name:?} variable is not set; substituting a blank string")),
+    );
     let tree = tree.expect("at least one manifest file");
     let (manifest, project_name) = load_tree(
         &tree,
