@@ -440,7 +440,11 @@ impl Networks {
     /// table, where the ports of the containers in `reusable` (a project's
     /// own, which `up` keeps or replaces) count as free. Random and range
     /// requests are left to the container's own preflight.
-    pub fn check_free<S: AsRef<str>>(&self, specs: &[S], reusable: &[String]) -> Result<(), NetError> {
+    pub fn check_free<S: AsRef<str>>(
+        &self,
+        specs: &[S],
+        reusable: &[String],
+    ) -> Result<(), NetError> {
         let fixed: Vec<PortRequest> = portspec::parse_all(specs)?
             .into_iter()
             .filter(|r| matches!(r.host, portspec::HostPort::Fixed(_)))

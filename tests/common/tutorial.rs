@@ -110,7 +110,12 @@ fn node_base_fixture() -> PathBuf {
         import_base(&root, "debian:bookworm-slim");
         let ctx = tempfile::tempdir().unwrap();
         fs::write(ctx.path().join("Dockerfile"), &dockerfile).unwrap();
-        root.ok(&["build", "-t", "berth-fixture/node-base", ctx.path().to_str().unwrap()]);
+        root.ok(&[
+            "build",
+            "-t",
+            "berth-fixture/node-base",
+            ctx.path().to_str().unwrap(),
+        ]);
         let archive = staging.join("images.tar");
         root.ok(&[
             "save",
@@ -121,7 +126,11 @@ fn node_base_fixture() -> PathBuf {
         ]);
         for entry in fs::read_dir(root.path().join("build-cache")).unwrap() {
             let entry = entry.unwrap();
-            fs::copy(entry.path(), staging.join("build-cache").join(entry.file_name())).unwrap();
+            fs::copy(
+                entry.path(),
+                staging.join("build-cache").join(entry.file_name()),
+            )
+            .unwrap();
         }
         fs::rename(&staging, dir).unwrap();
     });
@@ -192,7 +201,8 @@ pub fn http_get(port: u16) -> Option<String> {
 pub fn redis(port: u16, command: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(format!("{command}\r\nQUIT\r\n").as_bytes()).ok()?;
+    s.write_all(format!("{command}\r\nQUIT\r\n").as_bytes())
+        .ok()?;
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer).into_owned();
