@@ -176,7 +176,7 @@ static const char message[] =
     "To generate this message, Docker took the following steps:\n"
     " 1. The Docker client contacted the Docker daemon.\n"
     " 2. The Docker daemon pulled the \"hello-world\" image from the Docker Hub.\n"
-    "    (amd64)\n"
+    "    (" ARCH ")\n"
     " 3. The Docker daemon created a new container from that image which runs the\n"
     "    executable that produces the output you are currently reading.\n"
     " 4. The Docker daemon streamed that output to the Docker client, which sent it\n"
@@ -196,7 +196,7 @@ int main(void) {
 }
 EOF
   mkdir -p "$d/rootfs"
-  gcc -static -Os -s -o "$d/rootfs/hello" "$d/hello.c"
+  gcc -static -Os -s -DARCH="\"$(dpkg --print-architecture)\"" -o "$d/rootfs/hello" "$d/hello.c"
   tar_tree "$d/rootfs" "$t"
   rm -rf "$d"
 }

@@ -25,16 +25,16 @@ STEP=""
 step() { STEP="$*"; echo; bold "== $*"; }
 fail() { echo; bold "demo: FAILED: $STEP: $*"; exit 1; }
 OUT=""
-# run CMD...: prints `$ CMD`, runs it, prints its output (indented) into
-# $OUT; a non-zero status fails the step.
+# run CMD...: prints `$ CMD`, runs it with its output shown (indented) as
+# it comes and kept in $OUT; a non-zero status fails the step.
 run() {
   local rc
   echo "\$ $*"
   set +e
-  OUT=$("$@" 2>&1)
-  rc=$?
+  "$@" 2>&1 </dev/null | tee "$demo/out" | sed -u 's/^/    /'
+  rc=${PIPESTATUS[0]}
   set -e
-  [ -n "$OUT" ] && printf '%s\n' "$OUT" | sed 's/^/    /'
+  OUT=$(cat "$demo/out")
   [ "$rc" -eq 0 ] || fail "\`$*\` exited with status $rc"
 }
 # expect TEXT / refuse TEXT: the last output holds / does not hold TEXT.
