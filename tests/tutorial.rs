@@ -224,6 +224,36 @@ fn redis_image_is_built_run_exec_committed_pushed_and_pulled() {
         other.ok(&["exec", id2, "redis-cli", "get", "greeting"]),
         "hi there\n"
     );
+
+    // The same image as a project: berth.toml's health check, volume and
+    // port (moved to a free one).
+    edit(
+        &dir.join("berth.toml"),
+        "\"127.0.0.1:6379:6379\"",
+        &format!("\"127.0.0.1:{}:6379\"", free_port()),
+    );
+    {
+        let _down = Down {
+            root: &root,
+            dir: dir.clone(),
+        };
+        let up = root
+            .cmd()
+            .current_dir(&dir)
+            .args(["up", "-d", "--wait"])
+            .output()
+            .unwrap();
+        succeeded(&["up", "-d", "--wait"], &up);
+        assert!(
+            !text(&up.stderr).contains("Step 1/"),
+            "the image was there: no build"
+        );
+        assert_eq!(
+            ok_in(&root, &dir, &["exec", "redis", "redis-cli", "ping"]),
+            "PONG\n"
+        );
+        ok_in(&root, &dir, &["down", "-v"]);
+    }
 }
 
 #[test]
