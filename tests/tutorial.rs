@@ -473,6 +473,13 @@ fn visits_count_across_requests_and_survive_a_redis_restart() {
         dir: dir.clone(),
     };
     ok_in(&root, &dir, &["up", "-d", "--wait"]);
+    let policy = root.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.RestartPolicy.Name}}",
+        "visits-web-1",
+    ]);
+    assert_eq!(policy.trim(), "on-failure");
     let visits = |n: u32| format!("Number of visits is {n}");
     assert_eq!(http_get(port), Some(visits(1)));
     assert_eq!(http_get(port), Some(visits(2)));
