@@ -555,19 +555,8 @@ pub fn run_argv(
             }
         }
         for p in &spec.ports {
-            let proto = match p.protocol {
-                Protocol::Tcp => "",
-                Protocol::Udp => "/udp",
-                Protocol::Sctp => "/sctp",
-            };
-            let host = match (p.host_ip, p.host_port) {
-                (Some(ip), Some(port)) => format!("{ip}:{port}:"),
-                (Some(ip), None) => format!("{ip}::"),
-                (None, Some(port)) => format!("{port}:"),
-                (None, None) => String::new(),
-            };
             a.push("--publish".into());
-            a.push(format!("{host}{}{proto}", p.container_port));
+            a.push(publish_spec(p));
         }
     }
     let command = spec.command.clone();
@@ -890,8 +879,51 @@ pub fn plan(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A port mapping as `run`'s `--publish` value.
+fn publish_spec(p: &crate::project::model::PortMapping) -> String {
+    let proto = match p.protocol {
+        Protocol::Tcp => "",
+        Protocol::Udp => "/udp",
+        Protocol::Sctp => "/sctp",
+    };
+    let host = match (p.host_ip, p.host_port) {
+        (Some(ip), Some(port)) => format!("{ip}:{port}:"),
+        (Some(ip), None) => format!("{ip}::"),
+        (None, Some(port)) => format!("{port}:"),
+        (None, None) => String::new(),
+    };
+    format!("{host}{}{proto}", p.container_port)
+}
+
+/// Refuses `up` before it builds, pulls or creates anything when a host
+/// port that a service publishes is held by a process or by a container of
+/// another project (the project's own containers keep or hand over theirs).
+fn check_ports_free(ctx: &Context, args: &UpArgs) -> anyhow::Result<()> {
+    let (_, project) = args.project.resolve(&ImageDigests::new())?;
+    let root = ctx.root()?;
+    let store = ContainerStore::open(&root)?;
+    let ours: Vec<String> = actual::project_containers(&store, &project.name)
+        .into_iter()
+        .map(|c| c.config.id)
+        .collect();
+    let nets = Networks::open(&root)?;
+    for (name, svc) in &project.services {
+        if !args.services.is_empty() && !args.services.contains(name) {
+            continue;
+        }
+        let specs: Vec<String> = svc.spec.ports.iter().map(publish_spec).collect();
+        nets.check_free(&specs, &ours).map_err(|e| {
+            anyhow!("service {name} cannot publish its ports: {e}; nothing was started (free the port or change services.{name}.ports)")
+        })?;
+    }
+    Ok(())
+}
+
 /// `berth up`.
 pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
+    if run_has_flag("publish") {
+        check_ports_free(ctx, &args)?;
+    }
     let (desired, plan) = desired_and_plan(
         ctx,
         &args.project,

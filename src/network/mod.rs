@@ -434,6 +434,27 @@ impl Networks {
         Ok(ports::preflight(reqs, &table)?)
     }
 
+    /// Checks the fixed host ports of `-p` specs before anything is made
+    /// for them (`berth up` does, for every service it may start, before it
+    /// builds or creates): each must be free on the host and in berth's
+    /// table, where the ports of the containers in `reusable` (a project's
+    /// own, which `up` keeps or replaces) count as free. Random and range
+    /// requests are left to the container's own preflight.
+    pub fn check_free<S: AsRef<str>>(
+        &self,
+        specs: &[S],
+        reusable: &[String],
+    ) -> Result<(), NetError> {
+        let fixed: Vec<PortRequest> = portspec::parse_all(specs)?
+            .into_iter()
+            .filter(|r| matches!(r.host, portspec::HostPort::Fixed(_)))
+            .collect();
+        let mut table = store::load_ports(&self.root)?;
+        table.retain(|p| !reusable.contains(&p.container_id));
+        ports::preflight(&fixed, &table)?;
+        Ok(())
+    }
+
     /// Published ports of all containers (or of one).
     pub fn published(&self, container_id: Option<&str>) -> Result<Vec<PublishedPort>, NetError> {
         let mut t = store::load_ports(&self.root)?;

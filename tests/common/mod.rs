@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod tutorial;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
