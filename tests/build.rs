@@ -457,6 +457,12 @@ fn copy_flags_heredocs_archives_and_scratch() {
         "{out}"
     );
     let inspect = b.root.ok(&["image", "inspect", "tiny"]);
+    assert_eq!(
+        b.root
+            .ok(&["image", "inspect", "-f", "{{.Config.Labels.kind}}", "tiny"])
+            .trim(),
+        "scratch"
+    );
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     let img = if v.is_array() { &v[0] } else { &v };
     assert_eq!(img["Config"]["Labels"]["kind"], "scratch", "{inspect}");

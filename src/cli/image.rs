@@ -103,6 +103,9 @@ pub struct RmiArgs {
 /// `berth inspect IMAGE...`
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
+    /// Format each image with a Go template, e.g. '{{.Config.Cmd}}'
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -504,7 +507,14 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    print_json(&out)?;
+    match args.format.as_deref() {
+        None | Some("json") => print_json(&out)?,
+        Some(template) => {
+            for v in &out {
+                println!("{}", super::template::render_one(template, v)?);
+            }
+        }
+    }
     if !missing.is_empty() {
         return Err(Exit {
             code: 1,
