@@ -22,7 +22,7 @@ use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::{busybox_rootfs_tar, TestRoot};
+use common::TestRoot;
 
 /// One entry of an image's filesystem.
 #[derive(Debug, Clone)]
@@ -560,20 +560,7 @@ fn check(root: &TestRoot, tag: &str, case: &Case) -> Vec<String> {
 }
 
 fn busybox_root() -> TestRoot {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the build tests run containers and must run as root"
-    );
-    let root = TestRoot::new();
-    let tar = busybox_rootfs_tar();
-    root.ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "busybox",
-    ]);
-    root
+    common::root_with_busybox("the build tests run containers")
 }
 
 /// Every case of the table, each in its own context; all differences are

@@ -193,19 +193,7 @@ fn bad_compose_files_are_refused_with_their_place() {
 /// published port, and goes with `berth down`.
 #[test]
 fn a_compose_project_comes_up_and_answers() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "bringing a project up needs root"
-    );
-    let root = TestRoot::new();
-    let tar = common::busybox_rootfs_tar();
-    root.ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "busybox",
-    ]);
+    let root = common::root_with_busybox("bringing a project up runs containers");
     let (_tmp, dir) = project("web-db");
     let port = common::registry::free_port();
     let up = root

@@ -7,23 +7,10 @@ mod common;
 
 use std::fs;
 
-use common::{busybox_rootfs_tar, TestRoot};
+use common::TestRoot;
 
 fn root_with_busybox() -> TestRoot {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the disk-usage tests build images and must run as root"
-    );
-    let root = TestRoot::new();
-    let tar = busybox_rootfs_tar();
-    root.ok(&[
-        "import",
-        "-c",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
-        "busybox",
-    ]);
-    root
+    common::root_with_busybox("the disk-usage tests build images")
 }
 
 /// `system df --format json` rows by type: (total, active, size text).

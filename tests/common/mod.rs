@@ -109,6 +109,26 @@ impl Drop for TestRoot {
     }
 }
 
+/// A new state root holding the busybox fixture as Docker's `busybox`
+/// image (`CMD ["sh"]`); `why` says what needs root, for the message when
+/// the tests do not run as root.
+pub fn root_with_busybox(why: &str) -> TestRoot {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{why} and must run as root"
+    );
+    let root = TestRoot::new();
+    let tar = busybox_rootfs_tar();
+    root.ok(&[
+        "import",
+        "-c",
+        "CMD [\"sh\"]",
+        tar.to_str().unwrap(),
+        "busybox",
+    ]);
+    root
+}
+
 /// Makes the image `seeded` in `root` from its `busybox` image: busybox plus
 /// `VOLUME /seed` holding `/seed/file` ("from the image"), owned by 33:33.
 pub fn make_seeded_image(root: &TestRoot) {
