@@ -889,6 +889,9 @@ pub fn plan(ctx: &Context, args: PlanArgs) -> anyhow::Result<()> {
 
 /// `berth up`.
 pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
+    // Held while planning, applying and waiting; not while watching or
+    // following logs.
+    let lock = args.project.lock(ctx, "up")?;
     let (desired, plan) = desired_and_plan(
         ctx,
         &args.project,
@@ -905,6 +908,7 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
     if args.wait {
         wait_ready(&backend, &selected, Duration::from_secs(args.wait_timeout))?;
     }
+    drop(lock);
     if args.watch && args.detach {
         return super::watch::run(ctx, &args.project, &args.services, false);
     }
@@ -1087,6 +1091,7 @@ fn follow_until_interrupted(
 
 /// `berth down`.
 pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
+    let _lock = args.project.lock(ctx, "down")?;
     let (_, desired) = args.project.resolve(&ImageDigests::new())?;
     let root = ctx.root()?;
     let actual = actual::read(&root, &desired.name)?;
@@ -1257,6 +1262,17 @@ fn done_word(verb: &str) -> &'static str {
 /// `berth compose VERB`.
 pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
     let project = &args.project;
+    // The verbs that change containers take the project's lock.
+    let _lock = match &args.command {
+        ComposeCommand::Start(_) => Some("start"),
+        ComposeCommand::Stop(_) => Some("stop"),
+        ComposeCommand::Restart(_) => Some("restart"),
+        ComposeCommand::Kill(_) => Some("kill"),
+        ComposeCommand::Rm(_) => Some("rm"),
+        _ => None,
+    }
+    .map(|verb| project.lock(ctx, verb))
+    .transpose()?;
     match args.command {
         ComposeCommand::Up(mut a) => {
             a.project = a.project.or(project);

@@ -210,6 +210,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ContainerEr
     })
 }
 
+/// Name prefix of a container directory being made (see
+/// [`ContainerStore::create`]).
+const STAGING_PREFIX: &str = ".new-";
+
+/// How long a directory in `containers/` without records must have been
+/// left alone before [`ContainerStore::collect_orphans`] removes it.
+pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A flock on one container's record; released on drop.
 pub struct RecordLock(#[allow(dead_code)] std::fs::File);
 
@@ -254,8 +262,10 @@ impl ContainerStore {
         read_json(&self.dir(id).join("state.json"))
     }
 
-    /// All containers with their records, oldest first.
+    /// All containers with their records, oldest first (collecting the
+    /// orphans a crash left, see [`Self::collect_orphans`]).
     pub fn list(&self) -> Vec<(ContainerConfig, ContainerState)> {
+        self.collect_orphans();
         let mut all: Vec<_> = self
             .ids()
             .into_iter()
@@ -302,20 +312,61 @@ impl ContainerStore {
         {
             return Err(ContainerError::NameInUse(config.name.clone()));
         }
+        // Made whole in a staging directory and renamed into place, so a
+        // crash (or a full disk) never leaves `containers/<id>/` without
+        // its records.
         let dir = self.dir(&config.id);
-        std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        state::write_json_atomic(
-            &dir.join("state.json"),
-            &ContainerState {
-                status: "created".into(),
-                ..Default::default()
-            },
-        )?;
-        state::write_json_atomic(&dir.join("config.json"), config)?;
-        Ok(())
+        let staging = self.dir.join(format!("{STAGING_PREFIX}{}", config.id));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ContainerError::Io { path, source }
+        };
+        let made = (|| {
+            std::fs::create_dir(&staging).map_err(io(&staging))?;
+            state::write_json_atomic(
+                &staging.join("state.json"),
+                &ContainerState {
+                    status: "created".into(),
+                    ..Default::default()
+                },
+            )?;
+            state::write_json_atomic(&staging.join("config.json"), config)?;
+            std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+            state::atomic::sync_dir(&self.dir).map_err(io(&self.dir))
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        made
+    }
+
+    /// Removes what a crash left in `containers/`: staging directories and
+    /// container directories without their `config.json` (from berth
+    /// versions that wrote the records in place), once they have been left
+    /// alone for [`ORPHAN_AGE`] (a directory being removed right now is
+    /// younger: removing entries touches it). Returns what it removed.
+    pub fn collect_orphans(&self) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            let path = e.path();
+            let orphan = (name.starts_with(STAGING_PREFIX)
+                || (hex && !path.join("config.json").exists()))
+                && e.file_type().is_ok_and(|t| t.is_dir())
+                && std::fs::symlink_metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > ORPHAN_AGE);
+            if orphan && std::fs::remove_dir_all(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+        removed
     }
 
     /// Locks one container's record.
@@ -357,7 +408,13 @@ impl ContainerStore {
     /// Removes a container's directory.
     pub fn remove(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir(id);
-        std::fs::remove_dir_all(&dir).map_err(|source| ContainerError::Io { path: dir, source })
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ContainerError::Io {
+                path: dir,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -404,6 +461,47 @@ mod tests {
         assert!(always.should_restart(0, 100, false));
         assert!(!always.should_restart(0, 0, true));
         assert!(!p("no").unwrap().should_restart(1, 0, false));
+    }
+
+    #[test]
+    fn records_appear_whole_and_orphans_are_collected_when_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(tmp.path()).unwrap();
+        let store = ContainerStore::open(&root).unwrap();
+        let id = new_id();
+        store
+            .create(&ContainerConfig {
+                id: id.clone(),
+                name: "whole".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let names: Vec<String> = std::fs::read_dir(store.dir.clone())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![id.clone()], "no staging directory is left");
+        // A kill between mkdir and the first record, old and fresh.
+        let old = store.dir(&new_id());
+        let staging = store.dir.join(format!("{STAGING_PREFIX}{}", new_id()));
+        let fresh = store.dir(&new_id());
+        for d in [&old, &staging, &fresh] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - 2 * ORPHAN_AGE;
+        for d in [&old, &staging] {
+            std::fs::File::open(d)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(store.list().len(), 1);
+        assert!(!old.exists() && !staging.exists());
+        assert!(
+            fresh.exists(),
+            "a directory being made or removed now stays"
+        );
+        assert!(store.dir(&id).join("config.json").exists());
     }
 
     #[test]
