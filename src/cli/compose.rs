@@ -29,7 +29,7 @@ use crate::project::model::{
 };
 use crate::project::planner::{self, DownOptions};
 use crate::project::{self, ImageDigests, PlanOptions, Project};
-use crate::runtime::container::ContainerStore;
+use crate::runtime::container::{ContainerStore, STATUS_CORRUPT};
 use crate::state::StateRoot;
 use crate::volume::VolumeStore;
 
@@ -717,8 +717,10 @@ impl Backend for CliBackend {
     fn remove(&self, id: &str, grace: Duration) -> Result<(), String> {
         let t = grace.as_secs().to_string();
         let store = ContainerStore::open(&self.root).map_err(err_string)?;
-        if let Ok(st) = store.state(id) {
-            if actual::is_running(&st) {
+        if let Ok(st) = store.observed_state(id) {
+            // A corrupt record cannot take a stop request: `rm -f` kills
+            // what its cgroup holds.
+            if actual::is_running(&st) && st.status != STATUS_CORRUPT {
                 berth(
                     self.root_path(),
                     &["stop".into(), "-t".into(), t, id.into()],
@@ -747,12 +749,18 @@ impl Backend for CliBackend {
 }
 
 fn observed(c: &ProjectContainer) -> Observed {
+    use crate::project::planner::ContainerStatus;
+    let sound = !matches!(
+        c.status(),
+        ContainerStatus::Unsupervised | ContainerStatus::Corrupt
+    );
     Observed {
-        running: c.running,
-        status: if c.running {
-            "running".into()
-        } else {
-            c.state.status.clone()
+        running: c.running && sound,
+        status: match c.status() {
+            ContainerStatus::Unsupervised => "unsupervised".into(),
+            ContainerStatus::Corrupt => "corrupt".into(),
+            _ if c.running => "running".into(),
+            _ => c.state.status.clone(),
         },
         exit_code: c.state.exit_code,
         health: c.health().map(str::to_string),
@@ -1440,9 +1448,11 @@ fn ps(ctx: &Context, project: &ProjectArgs, a: ComposePs) -> anyhow::Result<()> 
     let mut t = super::Table::new(["NAME", "IMAGE", "SERVICE", "STATUS"]);
     for c in &cs {
         let status = if c.running {
-            match c.health() {
-                Some(h) => format!("running ({h})"),
-                None => "running".into(),
+            match (c.status(), c.health()) {
+                (planner::ContainerStatus::Unsupervised, _) => "running (unsupervised)".into(),
+                (planner::ContainerStatus::Corrupt, _) => "running (corrupt record)".into(),
+                (_, Some(h)) => format!("running ({h})"),
+                (_, None) => "running".into(),
             }
         } else {
             format!("{} ({})", c.state.status, c.state.exit_code)

@@ -24,7 +24,8 @@ use super::stream::{self, Ended};
 use super::{Context, Exit};
 use crate::network::{Join, Networks, Prepare};
 use crate::runtime::container::{
-    new_id, pid_alive, ContainerConfig, ContainerState, ContainerStore, HealthConfig, RestartPolicy,
+    new_id, pid_alive, supervisor_alive, ContainerConfig, ContainerStore, HealthConfig,
+    RestartPolicy, STATUS_CORRUPT,
 };
 use crate::runtime::spec::{BindMount, Resources};
 use crate::runtime::{engine, names, supervisor};
@@ -799,14 +800,6 @@ fn finish_session(ended: Ended, name: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Whether the container's supervisor is alive.
-fn supervisor_alive(st: &ContainerState) -> bool {
-    pid_alive(st.supervisor_pid)
-        && std::fs::read(format!("/proc/{}/cmdline", st.supervisor_pid))
-            .map(|c| c.windows(11).any(|w| w == b"__supervise"))
-            .unwrap_or(false)
-}
-
 /// `berth run`.
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let store = store(ctx)?;
@@ -1048,8 +1041,24 @@ pub fn restart(ctx: &Context, args: StopArgs) -> anyhow::Result<()> {
 
 /// Removes one container (`force`: kill it first).
 pub fn remove_one(store: &ContainerStore, id: &str, force: bool) -> anyhow::Result<()> {
-    let st = store.state(id)?;
-    let running = (st.pid > 0 && pid_alive(st.pid)) || supervisor_alive(&st);
+    let st = store.observed_state(id)?;
+    if st.status == STATUS_CORRUPT {
+        // Nothing of the record can be trusted: kill what its cgroup and
+        // supervisor hold, then remove as usual.
+        let live = st.pid > 0 || st.supervisor_pid > 0;
+        if live && !force {
+            return Err(Exit {
+                code: 1,
+                message: format!(
+                    "cannot remove container {id}: its state record is corrupt and it may still run: force remove (rm -f) to kill and remove it"
+                ),
+            }
+            .into());
+        }
+        crate::runtime::recover::kill_all(id);
+    }
+    let running =
+        st.status != STATUS_CORRUPT && ((st.pid > 0 && pid_alive(st.pid)) || supervisor_alive(&st));
     if running {
         if !force {
             return Err(Exit {

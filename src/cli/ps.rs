@@ -14,7 +14,9 @@ use serde_json::json;
 
 use super::output::{human_age, Table};
 use super::{Context, OutputFormat};
-use crate::runtime::container::{pid_alive, ContainerConfig, ContainerState, ContainerStore};
+use crate::runtime::container::{
+    pid_alive, ContainerConfig, ContainerState, ContainerStore, STATUS_CORRUPT,
+};
 use crate::runtime::log;
 
 #[derive(Debug, Args)]
@@ -87,7 +89,8 @@ pub fn observe(st: &ContainerState) -> Observed {
         },
         s => Observed {
             status: s.to_string(),
-            running: s == "running" && init,
+            // A corrupt record's pid is what its cgroup holds.
+            running: (s == "running" || s == STATUS_CORRUPT) && init,
             supervisor_dead: false,
         },
     }
@@ -130,6 +133,8 @@ pub fn status_text(st: &ContainerState, obs: &Observed) -> String {
         "restarting" => format!("Restarting ({}) {}", st.exit_code, ago(st.finished_at)),
         "exited" => format!("Exited ({}) {}", st.exit_code, ago(st.finished_at)),
         "dead" => "Dead (supervisor died)".into(),
+        STATUS_CORRUPT if obs.running => "Corrupt (state record unreadable; still running)".into(),
+        STATUS_CORRUPT => "Corrupt (state record unreadable)".into(),
         _ => "Created".into(),
     }
 }
@@ -405,7 +410,7 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         match store.resolve(q) {
             Ok(id) => {
                 let c = store.config(&id)?;
-                let st = store.state(&id)?;
+                let st = store.observed_state(&id)?;
                 out.push(inspect_json(&store, &c, &st));
             }
             Err(_) => missing.push(q.clone()),

@@ -327,7 +327,10 @@ pub fn readiness(
         }
         for o in now {
             if !o.running {
-                if matches!(o.status.as_str(), "exited" | "dead") {
+                if matches!(
+                    o.status.as_str(),
+                    "exited" | "dead" | "unsupervised" | "corrupt"
+                ) {
                     return Err((
                         name.clone(),
                         format!("is not running ({} {})", o.status, o.exit_code),

@@ -262,6 +262,56 @@ impl ContainerStore {
         read_json(&self.dir(id).join("state.json"))
     }
 
+    /// `state.json`, or when it is corrupt, what can be seen without it:
+    /// status `corrupt`, the error saying what to do, and the pids of the
+    /// init (from the container's cgroup) and supervisor (by its command
+    /// line), so that it shows as running and `rm -f` can kill it.
+    pub fn observed_state(&self, id: &str) -> Result<ContainerState, ContainerError> {
+        match self.state(id) {
+            Err(e @ ContainerError::Corrupt { .. }) => Ok(ContainerState {
+                status: STATUS_CORRUPT.into(),
+                pid: super::recover::init_pid(id).unwrap_or(0),
+                supervisor_pid: super::recover::supervisor_pid(id).unwrap_or(0),
+                error: format!(
+                    "{e}; `berth rm -f` removes the container, `berth system check` repairs its record"
+                ),
+                ..Default::default()
+            }),
+            other => other,
+        }
+    }
+
+    /// Rewrites a corrupt `state.json` from what can be observed (see
+    /// [`Self::observed_state`]): `running` with the init and supervisor
+    /// found, else `exited`. Returns the new state, or `None` when the
+    /// record was sound (or is gone).
+    pub fn repair_state(&self, id: &str) -> Result<Option<ContainerState>, ContainerError> {
+        let _lock = self.lock(id)?;
+        let seen = match self.state(id) {
+            Err(ContainerError::Corrupt { .. }) => self.observed_state(id)?,
+            _ => return Ok(None),
+        };
+        let running = seen.pid > 0 && pid_alive(seen.pid);
+        let since = |pid: i32| {
+            std::fs::metadata(format!("/proc/{pid}"))
+                .and_then(|m| m.modified())
+                .ok()
+                .map(DateTime::<Utc>::from)
+        };
+        let st = ContainerState {
+            status: if running { "running" } else { "exited" }.into(),
+            pid: if running { seen.pid } else { 0 },
+            supervisor_pid: seen.supervisor_pid,
+            exit_code: if running { 0 } else { 255 },
+            error: "its state record was corrupt and was rebuilt by `berth system check`".into(),
+            started_at: if running { since(seen.pid) } else { None },
+            finished_at: (!running).then(Utc::now),
+            ..Default::default()
+        };
+        state::write_json_atomic(&self.dir(id).join("state.json"), &st)?;
+        Ok(Some(st))
+    }
+
     /// All containers with their records, oldest first (collecting the
     /// orphans a crash left, see [`Self::collect_orphans`]).
     pub fn list(&self) -> Vec<(ContainerConfig, ContainerState)> {
@@ -269,7 +319,7 @@ impl ContainerStore {
         let mut all: Vec<_> = self
             .ids()
             .into_iter()
-            .filter_map(|id| Some((self.config(&id).ok()?, self.state(&id).ok()?)))
+            .filter_map(|id| Some((self.config(&id).ok()?, self.observed_state(&id).ok()?)))
             .collect();
         all.sort_by_key(|(c, _)| c.created);
         all
@@ -422,6 +472,18 @@ impl ContainerStore {
 pub fn new_id() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
+}
+
+/// The status of a container whose `state.json` cannot be read.
+pub const STATUS_CORRUPT: &str = "corrupt";
+
+/// Whether the container's supervisor is alive (its pid runs
+/// `berth __supervise`).
+pub fn supervisor_alive(st: &ContainerState) -> bool {
+    pid_alive(st.supervisor_pid)
+        && std::fs::read(format!("/proc/{}/cmdline", st.supervisor_pid))
+            .map(|c| c.windows(11).any(|w| w == b"__supervise"))
+            .unwrap_or(false)
 }
 
 /// Whether process `pid` exists.
