@@ -538,3 +538,134 @@ fn sigkilled_up_and_down_at_random_points_converge_with_nothing_left() {
         }
     }
 }
+
+// ---------------------------------------------------------------- 5: logs
+
+/// Bytes of `containers/ID/log.json*`.
+fn log_bytes(root: &TestRoot, id: &str) -> u64 {
+    std::fs::read_dir(root.path().join("containers").join(id))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("log.json"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+fn busybox_root() -> TestRoot {
+    let root = TestRoot::new();
+    root.ok(&["import", busybox_rootfs_tar().to_str().unwrap(), "busybox"]);
+    root
+}
+
+#[test]
+fn a_log_flood_stays_bounded_by_log_opts_and_by_the_configured_default() {
+    let root = busybox_root();
+    let _cleanup = Containers(&root);
+    let flagged = root
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--log-opt",
+            "max-size=200k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "yes",
+        ])
+        .trim()
+        .to_string();
+    // The state root's default, from ROOT/config.toml.
+    std::fs::write(
+        root.path().join("config.toml"),
+        "[log]\nmax-size = \"300k\"\nmax-file = 3\n",
+    )
+    .unwrap();
+    let configured = root
+        .ok(&["run", "-d", "--network", "none", "busybox", "yes"])
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    let (a, b) = (log_bytes(&root, &flagged), log_bytes(&root, &configured));
+    let inspect = root.ok(&["inspect", &configured]);
+    root.ok(&["rm", "-f", &flagged, &configured]);
+    // Unbounded, `yes` writes tens of MB a second.
+    assert!(a > 100 << 10 && a <= (2 * 200) << 10, "{a} bytes");
+    assert!(b > 100 << 10 && b <= (3 * 300) << 10, "{b} bytes");
+    assert!(inspect.contains("\"max-size\": \"307200\""), "{inspect}");
+}
+
+#[test]
+fn logs_and_logs_follow_read_across_rotated_files() {
+    let root = busybox_root();
+    let _cleanup = Containers(&root);
+    let script =
+        "sleep 1; i=0; while [ $i -lt 600 ]; do echo line-$i; i=$((i+1)); usleep 2000; done";
+    let id = root
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--log-opt",
+            "max-size=4k",
+            "--log-opt",
+            "max-file=3",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ])
+        .trim()
+        .to_string();
+    let follow = root
+        .cmd()
+        .args(["logs", "-f", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.wait_with_output().unwrap();
+    let followed: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    let want: Vec<String> = (0..600).map(|i| format!("line-{i}")).collect();
+    assert_eq!(followed, want, "logs -f saw every line once, in order");
+    let rotated = std::fs::read_dir(root.path().join("containers").join(&id))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("log.json"))
+        .count();
+    assert_eq!(rotated, 3);
+    // `logs` reads the kept files oldest first, ending with the last line.
+    let kept = root.ok(&["logs", &id]);
+    let kept: Vec<&str> = kept.lines().collect();
+    assert_eq!(kept.last(), Some(&"line-599"));
+    assert!(kept.len() < 600 && kept.len() > 50, "{}", kept.len());
+    let first: usize = kept[0].trim_start_matches("line-").parse().unwrap();
+    assert!(kept
+        .iter()
+        .zip(first..)
+        .all(|(l, i)| *l == format!("line-{i}")));
+    assert_eq!(root.ok(&["logs", "-n", "2", &id]), "line-598\nline-599\n");
+}
+
+#[test]
+fn a_services_logging_key_bounds_its_logs() {
+    let manifest = r#"
+[services.chatty]
+image = "busybox"
+command = ["yes"]
+stop_signal = "KILL"
+logging = { driver = "json-file", options = { max-size = "100k", max-file = "2" } }
+"#;
+    let p = Project::new("logging", manifest);
+    p.ok(&["up", "-d"]);
+    let id = p.id_of("chatty");
+    std::thread::sleep(Duration::from_secs(2));
+    let bytes = log_bytes(&p.root, &id);
+    assert!(
+        bytes > 50 << 10 && bytes <= (2 * 100) << 10,
+        "{bytes} bytes"
+    );
+    let inspect = p.root.ok(&["inspect", &id]);
+    assert!(inspect.contains("\"max-file\": \"2\""), "{inspect}");
+}

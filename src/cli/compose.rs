@@ -9,7 +9,7 @@
 //! multi-threaded process. Networks and volumes are made in-process.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -468,6 +468,12 @@ pub fn run_argv(
         "--stop-timeout",
         spec.stop_grace_period.0.as_secs().to_string(),
     );
+    if let Some(n) = spec.logging.max_size {
+        push("--log-opt", format!("max-size={n}"));
+    }
+    if let Some(n) = spec.logging.max_file {
+        push("--log-opt", format!("max-file={n}"));
+    }
     if spec.init {
         a.push("--init".into());
     }
@@ -1553,7 +1559,7 @@ pub fn merged_logs(
 /// Reads the containers' `log.json` files from where it left off and prints
 /// new records merged in time order, with coloured `service-N | ` prefixes.
 struct LogFollower {
-    offsets: BTreeMap<String, (u64, String)>,
+    followers: BTreeMap<String, crate::runtime::log::Follower>,
     prefix: bool,
     timestamps: bool,
     since: Option<chrono::DateTime<chrono::Utc>>,
@@ -1565,7 +1571,7 @@ const COLOURS: &[&str] = &["36", "33", "32", "35", "34", "96", "93", "92", "95",
 impl LogFollower {
     fn new(prefix: bool, timestamps: bool, since: Option<chrono::DateTime<chrono::Utc>>) -> Self {
         Self {
-            offsets: BTreeMap::new(),
+            followers: BTreeMap::new(),
             prefix,
             timestamps,
             since,
@@ -1587,27 +1593,16 @@ impl LogFollower {
         let mut records: Vec<(chrono::DateTime<chrono::Utc>, usize, String)> = Vec::new();
         for (i, c) in containers.iter().enumerate() {
             let path: PathBuf = store.dir(&c.config.id).join("log.json");
-            let entry = self
-                .offsets
-                .entry(c.config.id.clone())
-                .or_insert((0, String::new()));
-            let Ok(mut f) = std::fs::File::open(&path) else {
-                continue;
-            };
-            f.seek(std::io::SeekFrom::Start(entry.0))?;
-            let mut more = String::new();
-            f.read_to_string(&mut more)?;
-            entry.0 += more.len() as u64;
-            entry.1.push_str(&more);
-            let Some(end) = entry.1.rfind('\n') else {
-                continue;
-            };
-            let complete: String = entry.1.drain(..=end).collect();
-            let recs = crate::runtime::log::select(
-                crate::runtime::log::parse(&complete),
-                self.since,
-                tail,
-            );
+            let mut recs = Vec::new();
+            if !self.followers.contains_key(&c.config.id) {
+                let (old, follower) = crate::runtime::log::Follower::history(&path)?;
+                recs = old;
+                self.followers.insert(c.config.id.clone(), follower);
+            }
+            if let Some(f) = self.followers.get_mut(&c.config.id) {
+                recs.extend(f.read()?);
+            }
+            let recs = crate::runtime::log::select(recs, self.since, tail);
             let name = format!("{}-{}", c.service(), c.replica());
             let colour = COLOURS[i % COLOURS.len()];
             for r in recs {

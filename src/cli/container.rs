@@ -101,6 +101,12 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<u64>,
+    /// Logging driver: json-file (the only one)
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log driver options: max-size=SIZE (e.g. 10m; -1: unbounded), max-file=N (default: [log] of ROOT/config.toml, else 10m and 3)
+    #[arg(long = "log-opt", value_name = "OPT")]
+    pub log_opt: Vec<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -552,6 +558,11 @@ pub fn build_config(
         }
     }
     let labels = parse_labels(&args.label);
+    if let Some(d) = args.log_driver.as_deref().filter(|d| *d != "json-file") {
+        bail!("logging driver {d:?} is not supported: berth writes json-file logs");
+    }
+    let log = crate::runtime::log::LogOptions::configured(ctx.root()?.path())?
+        .with_flags(&args.log_opt)?;
     Ok(ContainerConfig {
         id: id.clone(),
         name,
@@ -586,6 +597,7 @@ pub fn build_config(
         health,
         init: args.init,
         labels,
+        log,
     })
 }
 
@@ -1200,7 +1212,7 @@ pub fn prune_stopped(store: &ContainerStore) -> anyhow::Result<(Vec<String>, u64
             continue;
         }
         bytes += dir_size(&store.dir(&c.id).join("upper"))
-            + dir_size(&store.dir(&c.id).join("log.json"));
+            + crate::runtime::log::size(&store.dir(&c.id).join("log.json"));
         remove_one(store, &c.id, false)?;
         ids.push(c.id);
     }

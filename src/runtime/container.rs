@@ -147,6 +147,10 @@ pub struct ContainerConfig {
     pub health: Option<HealthConfig>,
     pub init: bool,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The json-file log's bounds (`--log-opt`; records made before
+    /// berth had them get the default).
+    #[serde(default)]
+    pub log: super::log::LogOptions,
 }
 
 /// A health check's outcome.

@@ -21,11 +21,13 @@
 pub mod atomic;
 pub mod lock;
 pub mod process;
+pub mod space;
 
 use std::path::{Path, PathBuf};
 
 pub use atomic::{write_atomic, write_json_atomic};
 pub use lock::StateLock;
+pub use space::describe_io;
 
 /// Default location of the state root.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
