@@ -669,3 +669,86 @@ logging = { driver = "json-file", options = { max-size = "100k", max-file = "2" 
     let inspect = p.root.ok(&["inspect", &id]);
     assert!(inspect.contains("\"max-file\": \"2\""), "{inspect}");
 }
+
+// ---------------------------------------------------------------- 2: full disk
+
+/// Bytes free on the filesystem holding `path`.
+fn free_bytes(path: &Path) -> u64 {
+    let s = nix::sys::statvfs::statvfs(path).unwrap();
+    s.blocks_available() as u64 * s.fragment_size() as u64
+}
+
+#[test]
+fn a_full_state_root_can_be_freed_through_berth() {
+    let root = TestRoot::new();
+    // A small root of its own, unmounted by TestRoot's drop.
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "berth-full-test"])
+        .arg(root.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    root.ok(&["import", busybox_rootfs_tar().to_str().unwrap(), "busybox"]);
+    let _cleanup = Containers(&root);
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "-d", "--network", "none", "busybox"];
+        a.extend_from_slice(args);
+        root.ok(&a).trim().to_string()
+    };
+    let stopped = run(&["sleep", "1000"]);
+    let killed = run(&["sleep", "1000"]);
+    let created = root
+        .ok(&["create", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_string();
+    let filler = run(&[
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/fill bs=1M; while true; do echo still here; sleep 0.1; done",
+    ]);
+    eventually("the disk is full", || free_bytes(root.path()) < 64 << 10);
+    // Its log cannot be written: said once in its state.
+    let mut last = String::new();
+    let reported = (0..300).any(|_| {
+        last = root.ok(&["inspect", &filler]);
+        std::thread::sleep(Duration::from_millis(100));
+        last.contains("cannot write the container's log")
+            && last.contains("no space left on berth-full-test (")
+    });
+    assert!(reported, "the lost log is reported: {last}");
+    // A run that cannot be recorded says why and leaves no directory
+    // without its records.
+    let dirs = || {
+        std::fs::read_dir(root.path().join("containers"))
+            .unwrap()
+            .count()
+    };
+    let err = root.fails(&["run", "--network", "none", "busybox", "true"]);
+    assert!(err.contains("no space left on"), "{err}");
+    for e in std::fs::read_dir(root.path().join("containers")).unwrap() {
+        let e = e.unwrap().path();
+        assert!(
+            e.join("config.json").exists() && e.join("state.json").exists(),
+            "{e:?}"
+        );
+    }
+    let err = root.fails(&["import", busybox_rootfs_tar().to_str().unwrap(), "again"]);
+    assert!(
+        err.contains("no space left on berth-full-test (") && !err.contains("tar archive"),
+        "{err}"
+    );
+    // Stopping, killing and pruning work on the full disk.
+    root.ok(&["stop", "-t", "1", &stopped]);
+    root.ok(&["kill", &killed]);
+    let ps = root.ok(&["ps", "-a"]);
+    assert!(ps.matches("Exited").count() >= 2, "{ps}");
+    let pruned = root.ok(&["container", "prune", "-f"]);
+    for id in [&stopped, &killed, &created] {
+        assert!(pruned.contains(id.as_str()), "{pruned}");
+    }
+    root.ok(&["system", "prune", "-f"]);
+    // And removing the one that filled it frees the space.
+    root.ok(&["rm", "-f", &filler]);
+    assert!(free_bytes(root.path()) > 32 << 20);
+    assert_eq!(dirs(), 0);
+}

@@ -1103,6 +1103,12 @@ pub fn remove_one(store: &ContainerStore, id: &str, force: bool) -> anyhow::Resu
     if let Ok(config) = store.config(id) {
         supervisor::teardown(store, &config);
     }
+    // Free the bulk first (its writes, its logs): on a full disk, the
+    // network records written next need the room.
+    let dir = store.dir(id);
+    let _ = std::fs::remove_dir_all(dir.join("upper"));
+    let _ = std::fs::remove_file(dir.join("log.json"));
+    crate::runtime::log::remove_rotated(&dir.join("log.json"));
     Networks::open(store.state_root())?
         .release(id)
         .context("releasing the container's network resources")?;

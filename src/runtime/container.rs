@@ -36,6 +36,8 @@ pub enum ContainerError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{message}")]
+    NoSpace { message: String },
     #[error(transparent)]
     State(#[from] state::StateError),
 }
@@ -312,7 +314,7 @@ impl ContainerStore {
             finished_at: (!running).then(Utc::now),
             ..Default::default()
         };
-        state::write_json_atomic(&self.dir(id).join("state.json"), &st)?;
+        write_state(&self.dir(id).join("state.json"), &st)?;
         Ok(Some(st))
     }
 
@@ -455,7 +457,7 @@ impl ContainerStore {
         let _lock = self.lock(id)?;
         let mut st = self.state(id)?;
         f(&mut st);
-        state::write_json_atomic(&self.dir(id).join("state.json"), &st)?;
+        write_state(&self.dir(id).join("state.json"), &st)?;
         Ok(st)
     }
 
@@ -470,6 +472,42 @@ impl ContainerStore {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes `state.json` atomically; on a full disk, where the temporary
+/// file cannot be made, overwrites it in place when the new record fits
+/// in the space the old one holds (it always does in practice: a page).
+/// Stopping, killing and removing must work on a full disk, as they are
+/// how a user frees it. The record lock is held, so no reader of ours
+/// sees it half-written; a crash in that instant leaves a corrupt record,
+/// which `ps` shows and `system check` repairs.
+fn write_state(path: &Path, st: &ContainerState) -> Result<(), ContainerError> {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let err = match state::write_json_atomic(path, st) {
+        Ok(()) => return Ok(()),
+        Err(state::StateError::Write { source, .. }) if state::space::is_no_space(&source) => {
+            source
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let data = serde_json::to_vec_pretty(st).expect("a state record serialises");
+    let room = std::fs::metadata(path)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0);
+    let io = |source: std::io::Error| ContainerError::NoSpace {
+        message: state::describe_io(&source, path),
+    };
+    if data.len() as u64 > room {
+        return Err(io(err));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(&data).map_err(io)?;
+    f.set_len(data.len() as u64).map_err(io)?;
+    f.sync_all().map_err(io)
 }
 
 /// A new random 64-hex-digit id.

@@ -904,7 +904,8 @@ impl Supervisor {
             self.paths.log().display(),
             crate::state::describe_io(&e, &self.paths.log())
         );
-        tracing::warn!("{msg}");
+        // (Not also traced: tracing-subscriber panics when it cannot
+        // write to stderr, i.e. supervisor.log on the same full disk.)
         if self
             .store
             .update_state(&self.config.id, |s| s.error = msg.clone())

@@ -45,7 +45,7 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {}", describe_io(source, path))]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -8,7 +8,9 @@ use std::path::Path;
 
 /// Whether `e` is "no space left on device" (or a quota exceeded).
 pub fn is_no_space(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    // (Wrapped errors, like tempfile's "… at path …", keep the kind only.)
+    e.kind() == std::io::ErrorKind::StorageFull
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// The mount source (device) of the filesystem holding `path`.
