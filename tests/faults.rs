@@ -473,25 +473,6 @@ fn orphan_container_directories_are_collected_by_the_next_listing() {
     assert!(!orphan.exists(), "collected");
 }
 
-#[test]
-fn a_failed_run_leaves_no_container_directory() {
-    let root = TestRoot::new();
-    root.ok(&["import", busybox_rootfs_tar().to_str().unwrap(), "busybox"]);
-    let _cleanup = Containers(&root);
-    let name = format!("dup{}", std::process::id());
-    let id = root
-        .ok(&["create", "--name", &name, "busybox", "true"])
-        .trim()
-        .to_string();
-    root.fails(&["run", "--name", &name, "busybox", "true"]);
-    let dirs: Vec<String> = std::fs::read_dir(root.path().join("containers"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(dirs, vec![id.clone()]);
-    root.ok(&["rm", &id]);
-}
-
 // ---------------------------------------------------------------- 8: crash consistency
 
 #[test]
