@@ -151,10 +151,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut variables = BTreeMap::new();
     let dotenv = project_dir.join(".env");
     if dotenv.is_file() {
-        let text = std::fs::read_to_string(&dotenv).map_err(|source| LoadError::Read {
-            path: dotenv.clone(),
-            source,
-        })?;
+        let text = read_utf8(&dotenv, &dotenv.display().to_string())?;
         let env = &opts.env;
         let pairs = parse_dotenv(&text, &|k| env.get(k).cloned()).map_err(|e| {
             LoadError::Invalid(vec![Diagnostic {
@@ -171,10 +168,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut tree: Option<Node> = None;
     let mut diagnostics = Vec::new();
     for (path, display) in files.iter().zip(&displays) {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_utf8(path, display)?;
         let file = sources.add(display.clone(), path.clone(), text);
         match source::parse(sources.text(file), file) {
             Ok(mut node) => {
@@ -563,4 +557,28 @@ mod tests {
         let m: Manifest = from_node(&node).unwrap();
         assert_eq!(find_cycle(&m).unwrap(), ["a", "b", "c", "a"]);
     }
+}
+
+/// Reads a manifest or `.env` file; a file that is not UTF-8 is an error
+/// at the line and column of its first bad byte (`display` names it).
+fn read_utf8(path: &Path, display: &str) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let valid = std::str::from_utf8(&bytes[..bad]).expect("valid up to here");
+        let line = valid.matches('\n').count() + 1;
+        let col = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        LoadError::Invalid(vec![Diagnostic {
+            location: format!("{display}:{line}:{col}"),
+            path: String::new(),
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x}): save it as UTF-8",
+                bytes[bad]
+            ),
+        }])
+    })
 }
