@@ -733,3 +733,23 @@ fn a_full_state_root_can_be_freed_through_berth() {
     assert!(free_bytes(root.path()) > 32 << 20);
     assert_eq!(dirs(), 0);
 }
+
+// ---------------------------------------------------------------- 7: a failed up
+
+#[test]
+fn a_failed_up_takes_back_what_it_made() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Both services publish one host port: the second `run` cannot.
+    let manifest = format!(
+        "[services.a]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nports = [\"{port}:80\"]\n\n[services.b]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nports = [\"{port}:81\"]\ndepends_on = [\"a\"]\n"
+    );
+    let p = Project::new("undo", &manifest);
+    let out = p.run(&["up", "-d"]);
+    assert!(!out.status.success(), "{}", text(&out.stderr));
+    assert!(p.containers().is_empty(), "{:?}", p.containers());
+    assert!(p.networks().is_empty(), "{:?}", p.networks());
+}

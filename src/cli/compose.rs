@@ -1048,8 +1048,25 @@ pub(crate) fn apply_plan(
     if plan.is_noop() {
         eprintln!("project {}: nothing changed", desired.name);
     } else {
-        executor::apply(desired, plan, &backend, ApplyOptions::default())
-            .map_err(|e| anyhow!("{e}"))?;
+        let recorder = executor::Recorder::new(&backend);
+        if let Err(e) = executor::apply(desired, plan, &recorder, ApplyOptions::default()) {
+            // Take back what this run made: its containers, then its networks.
+            let (networks, containers) = recorder.made();
+            let store = ContainerStore::open(&backend.root)?;
+            for name in containers.iter().rev() {
+                if let Ok(id) = store.resolve(name) {
+                    if berth(backend.root_path(), &["rm".into(), "-f".into(), id]).is_ok() {
+                        backend.progress(&format!("Container {name}"), "Removed");
+                    }
+                }
+            }
+            for n in networks.iter().rev() {
+                if backend.remove_network(n).is_ok() {
+                    backend.progress(&format!("Network {n}"), "Removed");
+                }
+            }
+            return Err(anyhow!("{e}"));
+        }
     }
     Ok(backend)
 }
