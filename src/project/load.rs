@@ -536,29 +536,6 @@ pub fn find_cycle(manifest: &Manifest) -> Option<Vec<String>> {
     None
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn project_names() {
-        assert_eq!(normalise_project_name("My App.v2"), "myappv2");
-        assert_eq!(normalise_project_name("__x"), "x");
-        assert_eq!(normalise_project_name("-_-"), "");
-        assert!(is_valid_project_name("web_1-a"));
-        assert!(!is_valid_project_name("Web"));
-        assert!(!is_valid_project_name("_web"));
-    }
-
-    #[test]
-    fn cycles_are_named_in_order() {
-        let text = "[services.a]\nimage='x'\ndepends_on=['b']\n[services.b]\nimage='x'\ndepends_on=['c']\n[services.c]\nimage='x'\ndepends_on=['a']\n[services.d]\nimage='x'\ndepends_on=['a']\n";
-        let node = source::parse(text, 0).unwrap();
-        let m: Manifest = from_node(&node).unwrap();
-        assert_eq!(find_cycle(&m).unwrap(), ["a", "b", "c", "a"]);
-    }
-}
-
 /// Reads a manifest or `.env` file; a file that is not UTF-8 is an error
 /// at the line and column of its first bad byte (`display` names it).
 fn read_utf8(path: &Path, display: &str) -> Result<String, LoadError> {
@@ -581,4 +558,27 @@ fn read_utf8(path: &Path, display: &str) -> Result<String, LoadError> {
             ),
         }])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names() {
+        assert_eq!(normalise_project_name("My App.v2"), "myappv2");
+        assert_eq!(normalise_project_name("__x"), "x");
+        assert_eq!(normalise_project_name("-_-"), "");
+        assert!(is_valid_project_name("web_1-a"));
+        assert!(!is_valid_project_name("Web"));
+        assert!(!is_valid_project_name("_web"));
+    }
+
+    #[test]
+    fn cycles_are_named_in_order() {
+        let text = "[services.a]\nimage='x'\ndepends_on=['b']\n[services.b]\nimage='x'\ndepends_on=['c']\n[services.c]\nimage='x'\ndepends_on=['a']\n[services.d]\nimage='x'\ndepends_on=['a']\n";
+        let node = source::parse(text, 0).unwrap();
+        let m: Manifest = from_node(&node).unwrap();
+        assert_eq!(find_cycle(&m).unwrap(), ["a", "b", "c", "a"]);
+    }
 }
