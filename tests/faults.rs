@@ -738,18 +738,20 @@ fn a_full_state_root_can_be_freed_through_berth() {
 
 #[test]
 fn a_failed_up_takes_back_what_it_made() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // Both services publish one host port: the second `run` cannot.
+    // A host process holds b's port: the manifest is sound (plan passes),
+    // the machine refuses b once a and the network exist.
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port();
     let manifest = format!(
-        "[services.a]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nports = [\"{port}:80\"]\n\n[services.b]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nports = [\"{port}:81\"]\ndepends_on = [\"a\"]\n"
+        "[services.a]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\n\n[services.b]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nports = [\"{port}:81\"]\ndepends_on = [\"a\"]\n"
     );
     let p = Project::new("undo", &manifest);
+    p.ok(&["plan"]);
     let out = p.run(&["up", "-d"]);
-    assert!(!out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("is in use by pid"), "{err}");
+    assert!(err.contains("Removed"), "says what it took back: {err}");
     assert!(p.containers().is_empty(), "{:?}", p.containers());
     assert!(p.networks().is_empty(), "{:?}", p.networks());
 }

@@ -303,6 +303,33 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
     };
     let services = KeyPath::root().key("services");
     let names: Vec<&str> = manifest.services.keys().map(String::as_str).collect();
+    // A host port published twice: the second container could not start.
+    // (Services in profiles may never run together; they are not checked.)
+    let mut published: Vec<(&str, &super::manifest::Port)> = Vec::new();
+    for (name, service) in manifest
+        .services
+        .iter()
+        .filter(|(_, s)| s.profiles.is_empty())
+    {
+        for (i, entry) in service.ports.iter().enumerate() {
+            let p = &entry.0;
+            let Some(r) = p.published else { continue };
+            let clash = published.iter().find(|(_, q)| {
+                q.published
+                    .is_some_and(|o| o.start <= r.end && r.start <= o.end)
+                    && q.protocol == p.protocol
+                    && (q.host_ip.is_none() || p.host_ip.is_none() || q.host_ip == p.host_ip)
+            });
+            if let Some((other, q)) = clash {
+                let port = q.published.map_or(r.start, |o| o.start.max(r.start));
+                out.push(at(
+                    services.key(name).key("ports").index(i),
+                    format!("host port {port} is published twice (also by service {other:?}): the second container could not start; choose another host port"),
+                ));
+            }
+            published.push((name, p));
+        }
+    }
     for (name, service) in &manifest.services {
         let here = services.key(name);
         if !is_valid_service_name(name) {
@@ -315,6 +342,25 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
             out.push(at(
                 here.clone(),
                 format!("service {name:?} has neither `image` nor `build`: set one of them"),
+            ));
+        }
+        // What `run` would refuse, found before `up` makes anything.
+        if let Some(image) = &service.image {
+            if let Err(e) = crate::image::Reference::parse(image) {
+                out.push(at(
+                    here.key("image"),
+                    format!("invalid image reference {image:?}: {e}"),
+                ));
+            }
+        }
+        if let Some(dir) = service
+            .working_dir
+            .as_deref()
+            .filter(|d| !d.starts_with('/'))
+        {
+            out.push(at(
+                here.key("working_dir"),
+                format!("working_dir {dir:?} is not an absolute path: start it with /"),
             ));
         }
         for dep in service.depends_on.0.keys() {
