@@ -9,7 +9,7 @@
 //! multi-threaded process. Networks and volumes are made in-process.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,7 @@ use crate::project::model::{
 };
 use crate::project::planner::{self, DownOptions};
 use crate::project::{self, ImageDigests, PlanOptions, Project};
-use crate::runtime::container::ContainerStore;
+use crate::runtime::container::{ContainerStore, STATUS_CORRUPT};
 use crate::state::StateRoot;
 use crate::volume::VolumeStore;
 
@@ -471,6 +471,12 @@ pub fn run_argv(
         "--stop-timeout",
         spec.stop_grace_period.0.as_secs().to_string(),
     );
+    if let Some(n) = spec.logging.max_size {
+        push("--log-opt", format!("max-size={n}"));
+    }
+    if let Some(n) = spec.logging.max_file {
+        push("--log-opt", format!("max-file={n}"));
+    }
     if spec.init {
         a.push("--init".into());
     }
@@ -709,8 +715,10 @@ impl Backend for CliBackend {
     fn remove(&self, id: &str, grace: Duration) -> Result<(), String> {
         let t = grace.as_secs().to_string();
         let store = ContainerStore::open(&self.root).map_err(err_string)?;
-        if let Ok(st) = store.state(id) {
-            if actual::is_running(&st) {
+        if let Ok(st) = store.observed_state(id) {
+            // A corrupt record cannot take a stop request: `rm -f` kills
+            // what its cgroup holds.
+            if actual::is_running(&st) && st.status != STATUS_CORRUPT {
                 berth(
                     self.root_path(),
                     &["stop".into(), "-t".into(), t, id.into()],
@@ -739,12 +747,18 @@ impl Backend for CliBackend {
 }
 
 fn observed(c: &ProjectContainer) -> Observed {
+    use crate::project::planner::ContainerStatus;
+    let sound = !matches!(
+        c.status(),
+        ContainerStatus::Unsupervised | ContainerStatus::Corrupt
+    );
     Observed {
-        running: c.running,
-        status: if c.running {
-            "running".into()
-        } else {
-            c.state.status.clone()
+        running: c.running && sound,
+        status: match c.status() {
+            ContainerStatus::Unsupervised => "unsupervised".into(),
+            ContainerStatus::Corrupt => "corrupt".into(),
+            _ if c.running => "running".into(),
+            _ => c.state.status.clone(),
         },
         exit_code: c.state.exit_code,
         health: c.health().map(str::to_string),
@@ -921,6 +935,9 @@ fn check_ports_free(ctx: &Context, args: &UpArgs) -> anyhow::Result<()> {
 
 /// `berth up`.
 pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
+    // Held while planning, applying and waiting; not while watching or
+    // following logs.
+    let lock = args.project.lock(ctx, "up")?;
     if run_has_flag("publish") {
         check_ports_free(ctx, &args)?;
     }
@@ -940,6 +957,7 @@ pub fn up(ctx: &Context, args: UpArgs) -> anyhow::Result<()> {
     if args.wait {
         wait_ready(&backend, &selected, Duration::from_secs(args.wait_timeout))?;
     }
+    drop(lock);
     if args.watch && args.detach {
         return super::watch::run(ctx, &args.project, &args.services, false);
     }
@@ -1065,8 +1083,25 @@ pub(crate) fn apply_plan(
     if plan.is_noop() {
         eprintln!("project {}: nothing changed", desired.name);
     } else {
-        executor::apply(desired, plan, &backend, ApplyOptions::default())
-            .map_err(|e| anyhow!("{e}"))?;
+        let recorder = executor::Recorder::new(&backend);
+        if let Err(e) = executor::apply(desired, plan, &recorder, ApplyOptions::default()) {
+            // Take back what this run made: its containers, then its networks.
+            let (networks, containers) = recorder.made();
+            let store = ContainerStore::open(&backend.root)?;
+            for name in containers.iter().rev() {
+                if let Ok(id) = store.resolve(name) {
+                    if berth(backend.root_path(), &["rm".into(), "-f".into(), id]).is_ok() {
+                        backend.progress(&format!("Container {name}"), "Removed");
+                    }
+                }
+            }
+            for n in networks.iter().rev() {
+                if backend.remove_network(n).is_ok() {
+                    backend.progress(&format!("Network {n}"), "Removed");
+                }
+            }
+            return Err(anyhow!("{e}"));
+        }
     }
     Ok(backend)
 }
@@ -1122,6 +1157,7 @@ fn follow_until_interrupted(
 
 /// `berth down`.
 pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
+    let _lock = args.project.lock(ctx, "down")?;
     let (_, desired) = args.project.resolve(&ImageDigests::new())?;
     let root = ctx.root()?;
     let actual = actual::read(&root, &desired.name)?;
@@ -1292,6 +1328,17 @@ fn done_word(verb: &str) -> &'static str {
 /// `berth compose VERB`.
 pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
     let project = &args.project;
+    // The verbs that change containers take the project's lock.
+    let _lock = match &args.command {
+        ComposeCommand::Start(_) => Some("start"),
+        ComposeCommand::Stop(_) => Some("stop"),
+        ComposeCommand::Restart(_) => Some("restart"),
+        ComposeCommand::Kill(_) => Some("kill"),
+        ComposeCommand::Rm(_) => Some("rm"),
+        _ => None,
+    }
+    .map(|verb| project.lock(ctx, verb))
+    .transpose()?;
     match args.command {
         ComposeCommand::Up(mut a) => {
             a.project = a.project.or(project);
@@ -1461,7 +1508,11 @@ fn ps(ctx: &Context, project: &ProjectArgs, a: ComposePs) -> anyhow::Result<()> 
                 "CreatedAt": c.config.created.to_rfc3339(),
                 "RunningFor": super::output::human_age(c.config.created),
                 "State": if c.running { "running" } else { c.state.status.as_str() },
-                "Status": super::ps::status_text(&c.state, &obs),
+                "Status": match c.status() {
+                    planner::ContainerStatus::Unsupervised => super::ps::status_text(&c.state, &obs)
+                        .replace("(supervisor dead)", "(unsupervised)"),
+                    _ => super::ps::status_text(&c.state, &obs),
+                },
                 "Health": c.health().unwrap_or(""), "ExitCode": c.state.exit_code,
                 "Ports": crate::network::store::ps_ports(&mine),
             })
@@ -1572,7 +1623,7 @@ pub fn merged_logs(
 /// Reads the containers' `log.json` files from where it left off and prints
 /// new records merged in time order, with coloured `service-N | ` prefixes.
 struct LogFollower {
-    offsets: BTreeMap<String, (u64, String)>,
+    followers: BTreeMap<String, crate::runtime::log::Follower>,
     prefix: bool,
     timestamps: bool,
     since: Option<chrono::DateTime<chrono::Utc>>,
@@ -1584,7 +1635,7 @@ const COLOURS: &[&str] = &["36", "33", "32", "35", "34", "96", "93", "92", "95",
 impl LogFollower {
     fn new(prefix: bool, timestamps: bool, since: Option<chrono::DateTime<chrono::Utc>>) -> Self {
         Self {
-            offsets: BTreeMap::new(),
+            followers: BTreeMap::new(),
             prefix,
             timestamps,
             since,
@@ -1606,27 +1657,16 @@ impl LogFollower {
         let mut records: Vec<(chrono::DateTime<chrono::Utc>, usize, String)> = Vec::new();
         for (i, c) in containers.iter().enumerate() {
             let path: PathBuf = store.dir(&c.config.id).join("log.json");
-            let entry = self
-                .offsets
-                .entry(c.config.id.clone())
-                .or_insert((0, String::new()));
-            let Ok(mut f) = std::fs::File::open(&path) else {
-                continue;
-            };
-            f.seek(std::io::SeekFrom::Start(entry.0))?;
-            let mut more = String::new();
-            f.read_to_string(&mut more)?;
-            entry.0 += more.len() as u64;
-            entry.1.push_str(&more);
-            let Some(end) = entry.1.rfind('\n') else {
-                continue;
-            };
-            let complete: String = entry.1.drain(..=end).collect();
-            let recs = crate::runtime::log::select(
-                crate::runtime::log::parse(&complete),
-                self.since,
-                tail,
-            );
+            let mut recs = Vec::new();
+            if !self.followers.contains_key(&c.config.id) {
+                let (old, follower) = crate::runtime::log::Follower::history(&path)?;
+                recs = old;
+                self.followers.insert(c.config.id.clone(), follower);
+            }
+            if let Some(f) = self.followers.get_mut(&c.config.id) {
+                recs.extend(f.read()?);
+            }
+            let recs = crate::runtime::log::select(recs, self.since, tail);
             let name = format!("{}-{}", c.service(), c.replica());
             let colour = COLOURS[i % COLOURS.len()];
             for r in recs {

@@ -24,7 +24,8 @@ use super::stream::{self, Ended};
 use super::{Context, Exit};
 use crate::network::{Join, Networks, Prepare};
 use crate::runtime::container::{
-    new_id, pid_alive, ContainerConfig, ContainerState, ContainerStore, HealthConfig, RestartPolicy,
+    new_id, pid_alive, supervisor_alive, ContainerConfig, ContainerStore, HealthConfig,
+    RestartPolicy, STATUS_CORRUPT,
 };
 use crate::runtime::spec::{self, BindMount, Resources};
 use crate::runtime::{engine, names, supervisor};
@@ -100,6 +101,12 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<u64>,
+    /// Logging driver: json-file (the only one)
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log driver options: max-size=SIZE (e.g. 10m; -1: unbounded), max-file=N (default: [log] of ROOT/config.toml, else 10m and 3)
+    #[arg(long = "log-opt", value_name = "OPT")]
+    pub log_opt: Vec<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -567,6 +574,11 @@ pub fn build_config(
         }
     }
     let labels = parse_labels(&args.label);
+    if let Some(d) = args.log_driver.as_deref().filter(|d| *d != "json-file") {
+        bail!("logging driver {d:?} is not supported: berth writes json-file logs");
+    }
+    let log = crate::runtime::log::LogOptions::configured(ctx.root()?.path())?
+        .with_flags(&args.log_opt)?;
     Ok(ContainerConfig {
         id: id.clone(),
         name,
@@ -601,6 +613,7 @@ pub fn build_config(
         health,
         init: args.init,
         labels,
+        log,
     })
 }
 
@@ -813,14 +826,6 @@ fn finish_session(ended: Ended, name: &str) -> anyhow::Result<()> {
         }
         .into()),
     }
-}
-
-/// Whether the container's supervisor is alive.
-fn supervisor_alive(st: &ContainerState) -> bool {
-    pid_alive(st.supervisor_pid)
-        && std::fs::read(format!("/proc/{}/cmdline", st.supervisor_pid))
-            .map(|c| c.windows(11).any(|w| w == b"__supervise"))
-            .unwrap_or(false)
 }
 
 /// `berth run`.
@@ -1064,8 +1069,24 @@ pub fn restart(ctx: &Context, args: StopArgs) -> anyhow::Result<()> {
 
 /// Removes one container (`force`: kill it first).
 pub fn remove_one(store: &ContainerStore, id: &str, force: bool) -> anyhow::Result<()> {
-    let st = store.state(id)?;
-    let running = (st.pid > 0 && pid_alive(st.pid)) || supervisor_alive(&st);
+    let st = store.observed_state(id)?;
+    if st.status == STATUS_CORRUPT {
+        // Nothing of the record can be trusted: kill what its cgroup and
+        // supervisor hold, then remove as usual.
+        let live = st.pid > 0 || st.supervisor_pid > 0;
+        if live && !force {
+            return Err(Exit {
+                code: 1,
+                message: format!(
+                    "cannot remove container {id}: its state record is corrupt and it may still run: force remove (rm -f) to kill and remove it"
+                ),
+            }
+            .into());
+        }
+        crate::runtime::recover::kill_all(id);
+    }
+    let running =
+        st.status != STATUS_CORRUPT && ((st.pid > 0 && pid_alive(st.pid)) || supervisor_alive(&st));
     if running {
         if !force {
             return Err(Exit {
@@ -1098,6 +1119,12 @@ pub fn remove_one(store: &ContainerStore, id: &str, force: bool) -> anyhow::Resu
     if let Ok(config) = store.config(id) {
         supervisor::teardown(store, &config);
     }
+    // Free the bulk first (its writes, its logs): on a full disk, the
+    // network records written next need the room.
+    let dir = store.dir(id);
+    let _ = std::fs::remove_dir_all(dir.join("upper"));
+    let _ = std::fs::remove_file(dir.join("log.json"));
+    crate::runtime::log::remove_rotated(&dir.join("log.json"));
     Networks::open(store.state_root())?
         .release(id)
         .context("releasing the container's network resources")?;
@@ -1207,7 +1234,7 @@ pub fn prune_stopped(store: &ContainerStore) -> anyhow::Result<(Vec<String>, u64
             continue;
         }
         bytes += dir_size(&store.dir(&c.id).join("upper"))
-            + dir_size(&store.dir(&c.id).join("log.json"));
+            + crate::runtime::log::size(&store.dir(&c.id).join("log.json"));
         remove_one(store, &c.id, false)?;
         ids.push(c.id);
     }

@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         if want("container") {
             if let Ok(id) = containers.resolve(name) {
                 let config = containers.config(&id)?;
-                let state = containers.state(&id)?;
+                let state = containers.observed_state(&id)?;
                 out.push(super::ps::inspect_json(&containers, &config, &state));
                 continue;
             }

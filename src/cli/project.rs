@@ -26,6 +26,9 @@ pub struct ProjectArgs {
     /// Enable services of this profile (repeatable; also BERTH_PROFILES=a,b)
     #[arg(long = "profile", value_name = "PROFILE")]
     pub profiles: Vec<String>,
+    /// Fail at once when another berth command is changing this project (default: wait for it)
+    #[arg(long = "no-lock-wait")]
+    pub no_lock_wait: bool,
 }
 
 impl ProjectArgs {
@@ -44,7 +47,27 @@ impl ProjectArgs {
             } else {
                 self.profiles
             },
+            no_lock_wait: self.no_lock_wait || outer.no_lock_wait,
         }
+    }
+
+    /// Takes the project's lock (`project::lock`) for `command`, saying
+    /// on stderr what it waits for, or failing at once with
+    /// `--no-lock-wait`.
+    pub fn lock(&self, ctx: &Context, command: &str) -> anyhow::Result<project::lock::ProjectLock> {
+        let name = self.load()?.project_name;
+        let wait = if self.no_lock_wait {
+            project::lock::Wait::FailFast
+        } else {
+            project::lock::Wait::Block
+        };
+        Ok(project::lock::acquire(
+            &ctx.root()?,
+            &name,
+            command,
+            wait,
+            |holder| eprintln!("waiting for another berth ({holder}) on project {name:?}"),
+        )?)
     }
 
     /// The active profiles: `--profile` flags, else `BERTH_PROFILES`.

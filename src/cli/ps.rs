@@ -4,7 +4,7 @@
 //! `Exited (0) 5 seconds ago`, `Created`, `Restarting (1) …`). A container
 //! whose supervisor died is reported as such rather than as running.
 
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -14,7 +14,9 @@ use serde_json::json;
 
 use super::output::{human_age, Table};
 use super::Context;
-use crate::runtime::container::{pid_alive, ContainerConfig, ContainerState, ContainerStore};
+use crate::runtime::container::{
+    pid_alive, ContainerConfig, ContainerState, ContainerStore, STATUS_CORRUPT,
+};
 use crate::runtime::log;
 
 #[derive(Debug, Args)]
@@ -87,7 +89,8 @@ pub fn observe(st: &ContainerState) -> Observed {
         },
         s => Observed {
             status: s.to_string(),
-            running: s == "running" && init,
+            // A corrupt record's pid is what its cgroup holds.
+            running: (s == "running" || s == STATUS_CORRUPT) && init,
             supervisor_dead: false,
         },
     }
@@ -130,6 +133,8 @@ pub fn status_text(st: &ContainerState, obs: &Observed) -> String {
         "restarting" => format!("Restarting ({}) {}", st.exit_code, ago(st.finished_at)),
         "exited" => format!("Exited ({}) {}", st.exit_code, ago(st.finished_at)),
         "dead" => "Dead (supervisor died)".into(),
+        STATUS_CORRUPT if obs.running => "Corrupt (state record unreadable; still running)".into(),
+        STATUS_CORRUPT => "Corrupt (state record unreadable)".into(),
         _ => "Created".into(),
     }
 }
@@ -305,6 +310,13 @@ pub fn inspect_json(
             "PidsLimit": c.resources.pids_limit,
             "Tmpfs": c.tmpfs.iter().map(|(d, o)| (d.clone(), o.clone())).collect::<std::collections::BTreeMap<_, _>>(),
             "Init": c.init,
+            "LogConfig": {
+                "Type": "json-file",
+                "Config": {
+                    "max-size": if c.log.max_size == 0 { "-1".to_string() } else { c.log.max_size.to_string() },
+                    "max-file": c.log.max_file.to_string(),
+                },
+            },
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -400,7 +412,7 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         match store.resolve(q) {
             Ok(id) => {
                 let c = store.config(&id)?;
-                let st = store.state(&id)?;
+                let st = store.observed_state(&id)?;
                 out.push(inspect_json(&store, &c, &st));
             }
             Err(_) => missing.push(q.clone()),
@@ -509,48 +521,20 @@ pub fn logs(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
     let path = store.dir(&id).join("log.json");
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let tail = parse_tail(args.tail.as_deref())?;
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let mut text = String::new();
-    if let Some(f) = file.as_mut() {
-        f.read_to_string(&mut text)?;
-    }
-    // Keep an incomplete last line for the follow loop.
-    let complete = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let mut pending = text[complete..].to_string();
-    print_records(
-        &log::select(log::parse(&text[..complete]), since, tail),
-        args.timestamps,
-    )?;
+    // Across rotated files (`log::Follower` goes on where this stops).
+    let (mut records, mut follower) =
+        log::Follower::history(&path).with_context(|| format!("reading {}", path.display()))?;
+    records.extend(follower.read()?);
+    print_records(&log::select(records, since, tail), args.timestamps)?;
     if !args.follow {
         return Ok(());
     }
-    let mut offset = complete as u64;
     loop {
         let st = store.state(&id).ok();
         let running = st
             .as_ref()
             .is_some_and(|s| observe(s).running || s.status == "restarting");
-        if file.is_none() {
-            file = std::fs::File::open(&path).ok();
-        }
-        if let Some(f) = file.as_mut() {
-            f.seek(std::io::SeekFrom::Start(offset))?;
-            let mut more = String::new();
-            f.read_to_string(&mut more)?;
-            offset += more.len() as u64;
-            pending.push_str(&more);
-            if let Some(i) = pending.rfind('\n') {
-                let lines: String = pending.drain(..=i).collect();
-                print_records(
-                    &log::select(log::parse(&lines), since, None),
-                    args.timestamps,
-                )?;
-            }
-        }
+        print_records(&log::select(follower.read()?, since, None), args.timestamps)?;
         if !running {
             return Ok(());
         }

@@ -24,6 +24,8 @@ pub enum SystemCommand {
     Prune(PruneArgs),
     /// Show disk usage
     Df(DfArgs),
+    /// Find and repair what a crash or a damaged disk left: corrupt container records, orphan container directories, a corrupt image index
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +69,7 @@ pub fn run(ctx: &Context, cmd: SystemCommand) -> anyhow::Result<()> {
     match cmd {
         SystemCommand::Prune(a) => prune(ctx, a),
         SystemCommand::Df(a) => df(ctx, a),
+        SystemCommand::Check => check(ctx),
     }
 }
 
@@ -120,6 +123,83 @@ fn prune_build_cache(images: &ImageStore, all: bool) -> anyhow::Result<u64> {
         println!("Deleted cache mounts: {}\n", done.mounts.0);
     }
     Ok(done.images.reclaimed + done.mounts.1)
+}
+
+/// `berth system check`: reports each problem found and what was done.
+fn check(ctx: &Context) -> anyhow::Result<()> {
+    let root = ctx.root()?;
+    let containers = ContainerStore::open(&root)?;
+    let mut problems = 0;
+    for orphan in containers.collect_orphans() {
+        problems += 1;
+        println!(
+            "container directory {} had no records: removed",
+            orphan.display()
+        );
+    }
+    for id in containers.ids() {
+        if let Err(e) = containers.config(&id) {
+            problems += 1;
+            println!(
+                "container {}: {e}: cannot be repaired; remove it with `berth rm -f {id}`",
+                &id[..12]
+            );
+            continue;
+        }
+        match containers.repair_state(&id) {
+            Ok(Some(st)) => {
+                problems += 1;
+                println!(
+                    "container {}: state record was corrupt: repaired as {}{}",
+                    &id[..12],
+                    st.status,
+                    if st.status == "running" && st.supervisor_pid == 0 {
+                        " (without a supervisor: `berth up` or `berth restart` replaces it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                problems += 1;
+                println!(
+                    "container {}: cannot repair its state record: {e}",
+                    &id[..12]
+                );
+            }
+        }
+    }
+    let images = ImageStore::open(&root).context("opening the image store")?;
+    // What containers say they were made from names images again.
+    let names: Vec<(String, String)> = containers
+        .list()
+        .into_iter()
+        .map(|(c, _)| (c.image, c.image_id))
+        .collect();
+    if let Some(r) = images.rebuild_index(&names)? {
+        problems += 1;
+        println!(
+            "image index {} was corrupt: rebuilt from the stored manifests: {} images{}",
+            images.layout_dir().join("index.json").display(),
+            r.images,
+            if r.names.is_empty() {
+                String::new()
+            } else {
+                format!(", names restored: {}", r.names.join(", "))
+            }
+        );
+        if r.untagged > 0 {
+            println!(
+                "{} images are left untagged (their names were lost): name them again with `berth tag IMAGE-ID NAME`",
+                r.untagged
+            );
+        }
+    }
+    if problems == 0 {
+        println!("no problems found");
+    }
+    Ok(())
 }
 
 fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {

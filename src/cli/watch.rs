@@ -454,6 +454,7 @@ impl<'a> Session<'a> {
     /// Plans and applies (as `up -d`), then takes the result as the
     /// project; `show` prints the plan first.
     fn apply(&mut self, options: PlanOptions, show: bool) -> anyhow::Result<()> {
+        let _lock = self.args.lock(self.ctx, "watch")?;
         let (desired, plan) = compose::desired_and_plan(
             self.ctx,
             self.args,

@@ -27,6 +27,8 @@ pub enum ImportError {
     NotTar(String, String),
     #[error("reading {0}: {1}")]
     Read(String, std::io::Error),
+    #[error("storing the layer: {0}")]
+    Write(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -42,16 +44,22 @@ pub struct ImportOptions {
     pub source: String,
 }
 
-/// Copies everything read into a writer as well.
-struct Tee<R, W> {
+/// Copies everything read into a writer as well, keeping the first write
+/// error (the reader of a tee sees any error as a bad archive).
+struct Tee<'a, R, W> {
     inner: R,
     copy: W,
+    failed: &'a std::cell::RefCell<Option<std::io::Error>>,
 }
 
-impl<R: Read, W: Write> Read for Tee<R, W> {
+impl<R: Read, W: Write> Read for Tee<'_, R, W> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
+        if let Err(e) = self.copy.write_all(&buf[..n]) {
+            let again = std::io::Error::new(e.kind(), e.to_string());
+            self.failed.borrow_mut().get_or_insert(e);
+            return Err(again);
+        }
         Ok(n)
     }
 }
@@ -68,8 +76,12 @@ pub fn import(
     for c in &opts.changes {
         changes::apply(&mut config_map, c)?;
     }
-    let not_tar = |e: &dyn std::fmt::Display| {
-        ImportError::NotTar(opts.source.clone(), super::one_line(&e.to_string()))
+    let staging = store.state_root().tmp_dir();
+    let failed = std::cell::RefCell::new(None);
+    // Said as what it is (e.g. the disk is full), not as a bad archive.
+    let not_tar = |e: &std::io::Error| match failed.borrow_mut().take() {
+        Some(w) => ImportError::Write(crate::state::describe_io(&w, &staging)),
+        None => ImportError::NotTar(opts.source.clone(), super::one_line(&e.to_string())),
     };
     let plain =
         super::layer::decompress(input).map_err(|e| ImportError::Read(opts.source.clone(), e))?;
@@ -78,6 +90,7 @@ pub fn import(
         let tee = Tee {
             inner: plain,
             copy: &mut blob,
+            failed: &failed,
         };
         let mut archive = tar::Archive::new(tee);
         let mut n = 0u64;
@@ -92,7 +105,10 @@ pub fn import(
         n
     };
     if entries == 0 {
-        return Err(not_tar(&"it holds no files"));
+        return Err(ImportError::NotTar(
+            opts.source.clone(),
+            "it holds no files".into(),
+        ));
     }
     let (diff_id, size) = blob.commit(None)?;
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);

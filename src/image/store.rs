@@ -38,6 +38,20 @@ use crate::state::{self, StateError, StateRoot};
 
 use super::lease;
 
+/// What [`ImageStore::rebuild_index`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRebuild {
+    /// Image manifests found among the blobs.
+    pub images: usize,
+    /// The names given back.
+    pub names: Vec<String>,
+    /// Images left without a name.
+    pub untagged: usize,
+}
+
+/// The index before the last change (see `write_index`).
+const PREVIOUS_INDEX: &str = "index.json.prev";
+
 /// Largest manifest or config berth reads into memory.
 pub const MAX_METADATA_BYTES: u64 = 4 << 20;
 /// Length of the short layer link names under `ROOT/layers/l/`.
@@ -58,6 +72,8 @@ pub enum StoreError {
     Invalid { what: String, reason: String },
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("the image index {path} is corrupt ({reason}): run `berth system check` to rebuild it from the stored manifests")]
+    CorruptIndex { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -943,10 +959,104 @@ impl ImageStore {
     pub fn read_index(&self) -> Result<Index, StoreError> {
         let p = self.dir.join("index.json");
         let data = std::fs::read(&p).map_err(io(&p))?;
-        serde_json::from_slice(&data).map_err(|e| StoreError::Invalid {
-            what: p.display().to_string(),
+        serde_json::from_slice(&data).map_err(|e| StoreError::CorruptIndex {
+            path: p.clone(),
             reason: e.to_string(),
         })
+    }
+
+    /// Rebuilds a corrupt `index.json` from the store's own blobs: every
+    /// stored image manifest whose config and layers are present becomes
+    /// an image again, named as the index before the last change
+    /// (`index.json.prev`) named it, and by the names in `names`
+    /// (reference, config digest: what containers say they were made
+    /// from); the others are untagged. Returns the images found and the
+    /// names restored; `None` when the index was sound and is left alone.
+    pub fn rebuild_index(
+        &self,
+        names: &[(String, String)],
+    ) -> Result<Option<IndexRebuild>, StoreError> {
+        let _lock = self.root.lock()?;
+        match self.read_index() {
+            Err(StoreError::CorruptIndex { .. }) => {}
+            other => return other.map(|_| None),
+        }
+        let mut index = Index::default();
+        let mut configs: BTreeMap<String, Descriptor> = BTreeMap::new();
+        for digest in self.all_blobs()? {
+            let path = self.blob_path(&digest);
+            if std::fs::metadata(&path).map_or(true, |m| m.len() > MAX_METADATA_BYTES) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let Ok(m) = self.check_manifest(&bytes, &digest) else {
+                continue;
+            };
+            let media_type = m.media_type.as_deref().unwrap_or(layout::OCI_MANIFEST);
+            let desc = Descriptor::new(media_type, digest, bytes.len() as u64);
+            configs.insert(m.config.digest.to_string(), desc.clone());
+            index.manifests.push(desc);
+        }
+        let found = index.manifests.len();
+        let mut restored = Vec::new();
+        let previous: Vec<(String, Digest)> = std::fs::read(self.dir.join(PREVIOUS_INDEX))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Index>(&b).ok())
+            .map(|i| {
+                i.manifests
+                    .iter()
+                    .filter_map(|d| Some((d.ref_name()?.to_string(), d.digest.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let by_manifest = |digest: &Digest| {
+            index
+                .manifests
+                .iter()
+                .find(|d| &d.digest == digest)
+                .cloned()
+        };
+        let mut wanted: Vec<(String, Descriptor)> = previous
+            .iter()
+            .filter_map(|(name, digest)| Some((name.clone(), by_manifest(digest)?)))
+            .collect();
+        for (name, config) in names {
+            if let (Ok(reference), Some(desc)) = (Reference::parse(name), configs.get(config)) {
+                wanted.push((reference.to_string(), desc.clone()));
+            }
+        }
+        for (full, desc) in wanted {
+            if index
+                .manifests
+                .iter()
+                .any(|d| d.ref_name() == Some(full.as_str()))
+            {
+                continue;
+            }
+            let mut tagged = desc.clone();
+            tagged.annotations.clear();
+            tagged
+                .annotations
+                .insert(ANNOTATION_REF_NAME.into(), full.clone());
+            index
+                .manifests
+                .retain(|d| d.digest != desc.digest || d.ref_name().is_some());
+            index.manifests.push(tagged);
+            restored.push(full);
+        }
+        let untagged = index
+            .manifests
+            .iter()
+            .filter(|d| d.ref_name().is_none())
+            .count();
+        self.write_index(&index)?;
+        Ok(Some(IndexRebuild {
+            images: found,
+            names: restored,
+            untagged,
+        }))
     }
 
     fn write_index(&self, index: &Index) -> Result<(), StoreError> {
@@ -954,7 +1064,16 @@ impl ImageStore {
         index.manifests.sort_by(|a, b| {
             (a.ref_name().unwrap_or(""), &a.digest).cmp(&(b.ref_name().unwrap_or(""), &b.digest))
         });
-        state::write_json_atomic(&self.dir.join("index.json"), &index)?;
+        // The index being replaced stays as `index.json.prev` (a hard link,
+        // no copy), so a damaged `index.json` can get its names back
+        // ([`Self::rebuild_index`]). Best effort: it only helps a repair.
+        let current = self.dir.join("index.json");
+        let link = self.dir.join(".index.json.prev.tmp");
+        let _ = std::fs::remove_file(&link);
+        if std::fs::hard_link(&current, &link).is_ok() {
+            let _ = std::fs::rename(&link, self.dir.join(PREVIOUS_INDEX));
+        }
+        state::write_json_atomic(&current, &index)?;
         Ok(())
     }
 

@@ -13,7 +13,9 @@
 use super::model::{ContainerSpec, LABEL_PROJECT, LABEL_REPLICA, LABEL_SERVICE};
 use super::planner::{ActualContainer, ActualResource, ActualState, ContainerStatus};
 use crate::network::Networks;
-use crate::runtime::container::{pid_alive, ContainerConfig, ContainerState, ContainerStore};
+use crate::runtime::container::{
+    pid_alive, supervisor_alive, ContainerConfig, ContainerState, ContainerStore, STATUS_CORRUPT,
+};
 use crate::state::StateRoot;
 use crate::volume::VolumeStore;
 
@@ -55,8 +57,16 @@ impl ProjectContainer {
             .and_then(|r| r.parse().ok())
             .unwrap_or(0)
     }
-    /// `healthy`, `unhealthy`, `starting`, or none without a health check.
+    /// `healthy`, `unhealthy`, `starting`, or none without a health check;
+    /// `unknown` while nobody checks it (its supervisor died, or its
+    /// record is corrupt).
     pub fn health(&self) -> Option<&str> {
+        if matches!(
+            self.status(),
+            ContainerStatus::Unsupervised | ContainerStatus::Corrupt
+        ) {
+            return self.state.health.as_ref().map(|_| "unknown");
+        }
         self.state.health.as_ref().map(|h| h.status.as_str())
     }
     /// Compose's status word for the container.
@@ -67,11 +77,19 @@ impl ProjectContainer {
 
 /// Whether the container's init process is alive per its state record.
 pub fn is_running(st: &ContainerState) -> bool {
-    matches!(st.status.as_str(), "running" | "restarting") && st.pid > 0 && pid_alive(st.pid)
+    matches!(
+        st.status.as_str(),
+        "running" | "restarting" | STATUS_CORRUPT
+    ) && st.pid > 0
+        && pid_alive(st.pid)
 }
 
 fn status_of(st: &ContainerState, running: bool) -> ContainerStatus {
-    if running {
+    if st.status == STATUS_CORRUPT {
+        ContainerStatus::Corrupt
+    } else if running && !supervisor_alive(st) {
+        ContainerStatus::Unsupervised
+    } else if running {
         ContainerStatus::Running
     } else if st.status == "created" {
         ContainerStatus::Created

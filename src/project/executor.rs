@@ -59,6 +59,73 @@ pub trait Backend: Sync {
     fn progress(&self, name: &str, what: &str);
 }
 
+/// A [`Backend`] that remembers the networks and containers it made, so
+/// that a failed apply can take back what that run made
+/// ([`Recorder::made`]); volumes are kept (they may hold data).
+pub struct Recorder<'a, B: Backend> {
+    inner: &'a B,
+    networks: Mutex<Vec<String>>,
+    containers: Mutex<Vec<String>>,
+}
+
+impl<'a, B: Backend> Recorder<'a, B> {
+    pub fn new(inner: &'a B) -> Self {
+        Self {
+            inner,
+            networks: Default::default(),
+            containers: Default::default(),
+        }
+    }
+
+    /// (networks, container names) made, in the order they were made.
+    pub fn made(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.networks.lock().expect("lock").clone(),
+            self.containers.lock().expect("lock").clone(),
+        )
+    }
+}
+
+impl<B: Backend> Backend for Recorder<'_, B> {
+    fn create_network(&self, project: &Project, key: &str) -> Result<(), String> {
+        if let Some(n) = project.networks.get(key) {
+            self.networks.lock().expect("lock").push(n.name.clone());
+        }
+        self.inner.create_network(project, key)
+    }
+    fn remove_network(&self, name: &str) -> Result<(), String> {
+        self.inner.remove_network(name)
+    }
+    fn create_volume(&self, project: &Project, key: &str) -> Result<(), String> {
+        self.inner.create_volume(project, key)
+    }
+    fn remove_volume(&self, name: &str) -> Result<(), String> {
+        self.inner.remove_volume(name)
+    }
+    fn create(&self, service: &ServiceModel, instance: &ContainerInstance) -> Result<(), String> {
+        self.containers
+            .lock()
+            .expect("lock")
+            .push(instance.name.clone());
+        self.inner.create(service, instance)
+    }
+    fn start(&self, id: &str) -> Result<(), String> {
+        self.inner.start(id)
+    }
+    fn restart(&self, id: &str, grace: Duration) -> Result<(), String> {
+        self.inner.restart(id, grace)
+    }
+    fn remove(&self, id: &str, grace: Duration) -> Result<(), String> {
+        self.inner.remove(id, grace)
+    }
+    fn observe(&self, service: &str) -> Vec<Observed> {
+        self.inner.observe(service)
+    }
+    fn progress(&self, name: &str, what: &str) {
+        self.inner.progress(name, what)
+    }
+}
+
 /// Why applying a plan failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -327,7 +394,10 @@ pub fn readiness(
         }
         for o in now {
             if !o.running {
-                if matches!(o.status.as_str(), "exited" | "dead") {
+                if matches!(
+                    o.status.as_str(),
+                    "exited" | "dead" | "unsupervised" | "corrupt"
+                ) {
                     return Err((
                         name.clone(),
                         format!("is not running ({} {})", o.status, o.exit_code),

@@ -269,10 +269,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut variables = BTreeMap::new();
     let dotenv = project_dir.join(".env");
     if dotenv.is_file() {
-        let text = std::fs::read_to_string(&dotenv).map_err(|source| LoadError::Read {
-            path: dotenv.clone(),
-            source,
-        })?;
+        let text = read_utf8(&dotenv, &dotenv.display().to_string())?;
         let env = &opts.env;
         let pairs = parse_dotenv(&text, &|k| env.get(k).cloned()).map_err(|e| {
             LoadError::Invalid(vec![Diagnostic {
@@ -291,10 +288,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut notes = Vec::new();
     let mut unset = BTreeSet::new();
     for (path, display) in files.iter().zip(&displays) {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_utf8(path, display)?;
         let file = sources.add(display.clone(), path.clone(), text);
         match parse_file(&sources, file, &mut notes) {
             Ok(mut node) => {
@@ -441,6 +435,33 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
     };
     let services = KeyPath::root().key("services");
     let names: Vec<&str> = manifest.services.keys().map(String::as_str).collect();
+    // A host port published twice: the second container could not start.
+    // (Services in profiles may never run together; they are not checked.)
+    let mut published: Vec<(&str, &super::manifest::Port)> = Vec::new();
+    for (name, service) in manifest
+        .services
+        .iter()
+        .filter(|(_, s)| s.profiles.is_empty())
+    {
+        for (i, entry) in service.ports.iter().enumerate() {
+            let p = &entry.0;
+            let Some(r) = p.published else { continue };
+            let clash = published.iter().find(|(_, q)| {
+                q.published
+                    .is_some_and(|o| o.start <= r.end && r.start <= o.end)
+                    && q.protocol == p.protocol
+                    && (q.host_ip.is_none() || p.host_ip.is_none() || q.host_ip == p.host_ip)
+            });
+            if let Some((other, q)) = clash {
+                let port = q.published.map_or(r.start, |o| o.start.max(r.start));
+                out.push(at(
+                    services.key(name).key("ports").index(i),
+                    format!("host port {port} is published twice (also by service {other:?}): the second container could not start; choose another host port"),
+                ));
+            }
+            published.push((name, p));
+        }
+    }
     for (name, service) in &manifest.services {
         let here = services.key(name);
         if !is_valid_service_name(name) {
@@ -453,6 +474,25 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
             out.push(at(
                 here.clone(),
                 format!("service {name:?} has neither `image` nor `build`: set one of them"),
+            ));
+        }
+        // What `run` would refuse, found before `up` makes anything.
+        if let Some(image) = &service.image {
+            if let Err(e) = crate::image::Reference::parse(image) {
+                out.push(at(
+                    here.key("image"),
+                    format!("invalid image reference {image:?}: {e}"),
+                ));
+            }
+        }
+        if let Some(dir) = service
+            .working_dir
+            .as_deref()
+            .filter(|d| !d.starts_with('/'))
+        {
+            out.push(at(
+                here.key("working_dir"),
+                format!("working_dir {dir:?} is not an absolute path: start it with /"),
             ));
         }
         for dep in service.depends_on.0.keys() {
@@ -672,6 +712,30 @@ pub fn find_cycle(manifest: &Manifest) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+/// Reads a manifest or `.env` file; a file that is not UTF-8 is an error
+/// at the line and column of its first bad byte (`display` names it).
+fn read_utf8(path: &Path, display: &str) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let valid = std::str::from_utf8(&bytes[..bad]).expect("valid up to here");
+        let line = valid.matches('\n').count() + 1;
+        let col = valid.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        LoadError::Invalid(vec![Diagnostic {
+            location: format!("{display}:{line}:{col}"),
+            path: String::new(),
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x}): save it as UTF-8",
+                bytes[bad]
+            ),
+        }])
+    })
 }
 
 #[cfg(test)]

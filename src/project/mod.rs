@@ -35,6 +35,7 @@ pub mod error;
 pub mod executor;
 pub mod interpolate;
 pub mod load;
+pub mod lock;
 pub mod manifest;
 pub mod model;
 pub mod planner;

@@ -144,6 +144,26 @@ pub struct ContainerSpec {
     pub stop_signal: String,
     pub stop_grace_period: Duration,
     pub init: bool,
+    /// json-file bounds the service sets (`logging.options`); absent ones
+    /// are the machine's default. Left out of the JSON when unset, so
+    /// specs recorded before it existed keep their hash.
+    #[serde(default, skip_serializing_if = "LogSpec::is_empty")]
+    pub logging: LogSpec,
+}
+
+/// A service's json-file options, as `--log-opt` takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file: Option<u32>,
+}
+
+impl LogSpec {
+    pub fn is_empty(&self) -> bool {
+        self.max_size.is_none() && self.max_file.is_none()
+    }
 }
 
 /// How to build an image.
@@ -546,6 +566,15 @@ pub fn resolve(
                 .stop_grace_period
                 .unwrap_or(Duration(DEFAULT_STOP_GRACE)),
             init: svc.init.unwrap_or(false),
+            logging: svc
+                .logging
+                .as_ref()
+                .and_then(|l| l.options.as_ref())
+                .map(|o| LogSpec {
+                    max_size: o.max_size.map(|b| b.0),
+                    max_file: o.max_file.map(|f| f.0),
+                })
+                .unwrap_or_default(),
         };
         let hash = config_hash(&spec);
         let containers = (1..=svc.replicas.unwrap_or(1))

@@ -66,6 +66,12 @@ pub enum ContainerStatus {
     Running,
     /// Exited, with its exit code when known.
     Exited(Option<i32>),
+    /// Its init runs but its supervisor died: nobody logs, checks its
+    /// health or restarts it.
+    Unsupervised,
+    /// Its state record cannot be read (whatever runs in its cgroup keeps
+    /// its ports).
+    Corrupt,
 }
 
 /// A network or volume that exists.
@@ -84,7 +90,10 @@ impl ActualContainer {
         self.label(LABEL_REPLICA).and_then(|r| r.parse().ok())
     }
     fn running(&self) -> bool {
-        self.status == ContainerStatus::Running
+        matches!(
+            self.status,
+            ContainerStatus::Running | ContainerStatus::Unsupervised | ContainerStatus::Corrupt
+        )
     }
 }
 
@@ -148,6 +157,10 @@ pub struct FieldChange {
 pub enum RecreateReason {
     ConfigChanged,
     Forced,
+    /// It runs without its supervisor ([`ContainerStatus::Unsupervised`]).
+    SupervisorDied,
+    /// Its state record is corrupt ([`ContainerStatus::Corrupt`]).
+    CorruptRecord,
 }
 
 /// Why a container is removed.
@@ -557,6 +570,16 @@ pub fn plan(
                             reason: RecreateReason::ConfigChanged,
                             changes,
                         }
+                    } else if let Some(reason) = match c.status {
+                        ContainerStatus::Unsupervised => Some(RecreateReason::SupervisorDied),
+                        ContainerStatus::Corrupt => Some(RecreateReason::CorruptRecord),
+                        _ => None,
+                    } {
+                        Action::Recreate {
+                            id: c.id.clone(),
+                            reason,
+                            changes: Vec::new(),
+                        }
                     } else if opts.force_recreate {
                         Action::Recreate {
                             id: c.id.clone(),
@@ -790,6 +813,18 @@ pub fn render(plan: &Plan) -> String {
                 ..
             } => {
                 let _ = writeln!(out, "~ {name} recreate (forced)");
+            }
+            Action::Recreate {
+                reason: RecreateReason::SupervisorDied,
+                ..
+            } => {
+                let _ = writeln!(out, "~ {name} recreate (its supervisor died)");
+            }
+            Action::Recreate {
+                reason: RecreateReason::CorruptRecord,
+                ..
+            } => {
+                let _ = writeln!(out, "~ {name} recreate (its state record is corrupt)");
             }
             Action::Recreate { changes, .. } => match changes.as_slice() {
                 [one] => {

@@ -230,6 +230,12 @@ struct PlanCase {
     /// Short names of containers of `before` that do not exist.
     #[serde(default)]
     missing: Vec<String>,
+    /// Short names of containers running without their supervisor.
+    #[serde(default)]
+    unsupervised: Vec<String>,
+    /// Short names of containers whose state record is corrupt.
+    #[serde(default)]
+    corrupt: Vec<String>,
     /// Short names of containers without a recorded spec.
     #[serde(default)]
     no_spec: Vec<String>,
@@ -280,6 +286,10 @@ fn plan_case(dir: &Path) -> Result<String, String> {
                     spec: (!case.no_spec.contains(&short)).then(|| svc.spec.clone()),
                     status: if case.stopped.contains(&short) {
                         ContainerStatus::Exited(Some(0))
+                    } else if case.unsupervised.contains(&short) {
+                        ContainerStatus::Unsupervised
+                    } else if case.corrupt.contains(&short) {
+                        ContainerStatus::Corrupt
                     } else {
                         ContainerStatus::Running
                     },

@@ -36,6 +36,8 @@ pub enum ContainerError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{message}")]
+    NoSpace { message: String },
     #[error(transparent)]
     State(#[from] state::StateError),
 }
@@ -147,6 +149,10 @@ pub struct ContainerConfig {
     pub health: Option<HealthConfig>,
     pub init: bool,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The json-file log's bounds (`--log-opt`; records made before
+    /// berth had them get the default).
+    #[serde(default)]
+    pub log: super::log::LogOptions,
 }
 
 impl ContainerConfig {
@@ -223,6 +229,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ContainerEr
     })
 }
 
+/// Name prefix of a container directory being made (see
+/// [`ContainerStore::create`]).
+const STAGING_PREFIX: &str = ".new-";
+
+/// How long a directory in `containers/` without records must have been
+/// left alone before [`ContainerStore::collect_orphans`] removes it.
+pub const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A flock on one container's record; released on drop.
 pub struct RecordLock(#[allow(dead_code)] std::fs::File);
 
@@ -267,12 +281,64 @@ impl ContainerStore {
         read_json(&self.dir(id).join("state.json"))
     }
 
-    /// All containers with their records, oldest first.
+    /// `state.json`, or when it is corrupt, what can be seen without it:
+    /// status `corrupt`, the error saying what to do, and the pids of the
+    /// init (from the container's cgroup) and supervisor (by its command
+    /// line), so that it shows as running and `rm -f` can kill it.
+    pub fn observed_state(&self, id: &str) -> Result<ContainerState, ContainerError> {
+        match self.state(id) {
+            Err(e @ ContainerError::Corrupt { .. }) => Ok(ContainerState {
+                status: STATUS_CORRUPT.into(),
+                pid: super::recover::init_pid(id).unwrap_or(0),
+                supervisor_pid: super::recover::supervisor_pid(id).unwrap_or(0),
+                error: format!(
+                    "{e}; `berth rm -f` removes the container, `berth system check` repairs its record"
+                ),
+                ..Default::default()
+            }),
+            other => other,
+        }
+    }
+
+    /// Rewrites a corrupt `state.json` from what can be observed (see
+    /// [`Self::observed_state`]): `running` with the init and supervisor
+    /// found, else `exited`. Returns the new state, or `None` when the
+    /// record was sound (or is gone).
+    pub fn repair_state(&self, id: &str) -> Result<Option<ContainerState>, ContainerError> {
+        let _lock = self.lock(id)?;
+        let seen = match self.state(id) {
+            Err(ContainerError::Corrupt { .. }) => self.observed_state(id)?,
+            _ => return Ok(None),
+        };
+        let running = seen.pid > 0 && pid_alive(seen.pid);
+        let since = |pid: i32| {
+            std::fs::metadata(format!("/proc/{pid}"))
+                .and_then(|m| m.modified())
+                .ok()
+                .map(DateTime::<Utc>::from)
+        };
+        let st = ContainerState {
+            status: if running { "running" } else { "exited" }.into(),
+            pid: if running { seen.pid } else { 0 },
+            supervisor_pid: seen.supervisor_pid,
+            exit_code: if running { 0 } else { 255 },
+            error: "its state record was corrupt and was rebuilt by `berth system check`".into(),
+            started_at: if running { since(seen.pid) } else { None },
+            finished_at: (!running).then(Utc::now),
+            ..Default::default()
+        };
+        write_state(&self.dir(id).join("state.json"), &st)?;
+        Ok(Some(st))
+    }
+
+    /// All containers with their records, oldest first (collecting the
+    /// orphans a crash left, see [`Self::collect_orphans`]).
     pub fn list(&self) -> Vec<(ContainerConfig, ContainerState)> {
+        self.collect_orphans();
         let mut all: Vec<_> = self
             .ids()
             .into_iter()
-            .filter_map(|id| Some((self.config(&id).ok()?, self.state(&id).ok()?)))
+            .filter_map(|id| Some((self.config(&id).ok()?, self.observed_state(&id).ok()?)))
             .collect();
         all.sort_by_key(|(c, _)| c.created);
         all
@@ -315,20 +381,61 @@ impl ContainerStore {
         {
             return Err(ContainerError::NameInUse(config.name.clone()));
         }
+        // Made whole in a staging directory and renamed into place, so a
+        // crash (or a full disk) never leaves `containers/<id>/` without
+        // its records.
         let dir = self.dir(&config.id);
-        std::fs::create_dir_all(&dir).map_err(|source| ContainerError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        state::write_json_atomic(
-            &dir.join("state.json"),
-            &ContainerState {
-                status: "created".into(),
-                ..Default::default()
-            },
-        )?;
-        state::write_json_atomic(&dir.join("config.json"), config)?;
-        Ok(())
+        let staging = self.dir.join(format!("{STAGING_PREFIX}{}", config.id));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ContainerError::Io { path, source }
+        };
+        let made = (|| {
+            std::fs::create_dir(&staging).map_err(io(&staging))?;
+            state::write_json_atomic(
+                &staging.join("state.json"),
+                &ContainerState {
+                    status: "created".into(),
+                    ..Default::default()
+                },
+            )?;
+            state::write_json_atomic(&staging.join("config.json"), config)?;
+            std::fs::rename(&staging, &dir).map_err(io(&dir))?;
+            state::atomic::sync_dir(&self.dir).map_err(io(&self.dir))
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        made
+    }
+
+    /// Removes what a crash left in `containers/`: staging directories and
+    /// container directories without their `config.json` (from berth
+    /// versions that wrote the records in place), once they have been left
+    /// alone for [`ORPHAN_AGE`] (a directory being removed right now is
+    /// younger: removing entries touches it). Returns what it removed.
+    pub fn collect_orphans(&self) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let hex = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            let path = e.path();
+            let orphan = (name.starts_with(STAGING_PREFIX)
+                || (hex && !path.join("config.json").exists()))
+                && e.file_type().is_ok_and(|t| t.is_dir())
+                && std::fs::symlink_metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > ORPHAN_AGE);
+            if orphan && std::fs::remove_dir_all(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+        removed
     }
 
     /// Locks one container's record.
@@ -363,21 +470,75 @@ impl ContainerStore {
         let _lock = self.lock(id)?;
         let mut st = self.state(id)?;
         f(&mut st);
-        state::write_json_atomic(&self.dir(id).join("state.json"), &st)?;
+        write_state(&self.dir(id).join("state.json"), &st)?;
         Ok(st)
     }
 
     /// Removes a container's directory.
     pub fn remove(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir(id);
-        std::fs::remove_dir_all(&dir).map_err(|source| ContainerError::Io { path: dir, source })
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ContainerError::Io {
+                path: dir,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Writes `state.json` atomically; on a full disk, where the temporary
+/// file cannot be made, overwrites it in place when the new record fits
+/// in the space the old one holds (it always does in practice: a page).
+/// Stopping, killing and removing must work on a full disk, as they are
+/// how a user frees it. The record lock is held, so no reader of ours
+/// sees it half-written; a crash in that instant leaves a corrupt record,
+/// which `ps` shows and `system check` repairs.
+fn write_state(path: &Path, st: &ContainerState) -> Result<(), ContainerError> {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let err = match state::write_json_atomic(path, st) {
+        Ok(()) => return Ok(()),
+        Err(state::StateError::Write { source, .. }) if state::space::is_no_space(&source) => {
+            source
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let data = serde_json::to_vec_pretty(st).expect("a state record serialises");
+    let room = std::fs::metadata(path)
+        .map(|m| m.blocks() * 512)
+        .unwrap_or(0);
+    let io = |source: std::io::Error| ContainerError::NoSpace {
+        message: state::describe_io(&source, path),
+    };
+    if data.len() as u64 > room {
+        return Err(io(err));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(&data).map_err(io)?;
+    f.set_len(data.len() as u64).map_err(io)?;
+    f.sync_all().map_err(io)
 }
 
 /// A new random 64-hex-digit id.
 pub fn new_id() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
+}
+
+/// The status of a container whose `state.json` cannot be read.
+pub const STATUS_CORRUPT: &str = "corrupt";
+
+/// Whether the container's supervisor is alive (its pid runs
+/// `berth __supervise`).
+pub fn supervisor_alive(st: &ContainerState) -> bool {
+    pid_alive(st.supervisor_pid)
+        && std::fs::read(format!("/proc/{}/cmdline", st.supervisor_pid))
+            .map(|c| c.windows(11).any(|w| w == b"__supervise"))
+            .unwrap_or(false)
 }
 
 /// Whether process `pid` exists.
@@ -417,6 +578,47 @@ mod tests {
         assert!(always.should_restart(0, 100, false));
         assert!(!always.should_restart(0, 0, true));
         assert!(!p("no").unwrap().should_restart(1, 0, false));
+    }
+
+    #[test]
+    fn records_appear_whole_and_orphans_are_collected_when_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(tmp.path()).unwrap();
+        let store = ContainerStore::open(&root).unwrap();
+        let id = new_id();
+        store
+            .create(&ContainerConfig {
+                id: id.clone(),
+                name: "whole".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let names: Vec<String> = std::fs::read_dir(store.dir.clone())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![id.clone()], "no staging directory is left");
+        // A kill between mkdir and the first record, old and fresh.
+        let old = store.dir(&new_id());
+        let staging = store.dir.join(format!("{STAGING_PREFIX}{}", new_id()));
+        let fresh = store.dir(&new_id());
+        for d in [&old, &staging, &fresh] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - 2 * ORPHAN_AGE;
+        for d in [&old, &staging] {
+            std::fs::File::open(d)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(store.list().len(), 1);
+        assert!(!old.exists() && !staging.exists());
+        assert!(
+            fresh.exists(),
+            "a directory being made or removed now stays"
+        );
+        assert!(store.dir(&id).join("config.json").exists());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod health_schedule;
 pub mod log;
 pub mod names;
 pub mod netns;
+pub mod recover;
 pub mod rootfs;
 pub mod seal;
 pub mod seccomp;

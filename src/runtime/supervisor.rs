@@ -353,7 +353,9 @@ pub struct Supervisor {
     wake: File,
     listener: UnixListener,
     clients: Vec<Client>,
-    log: File,
+    log: log::Writer,
+    /// Whether a failed log write has been recorded in `state.json`.
+    log_failure_recorded: bool,
     ready: Option<File>,
     /// The attaching client's terminal size, applied before the start.
     tty_size: Option<(u16, u16)>,
@@ -386,11 +388,7 @@ pub fn run(
     listener
         .set_nonblocking(true)
         .map_err(io("attach socket"))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(paths.log())
-        .map_err(io("opening log"))?;
+    let log = log::Writer::open(&paths.log(), config.log).map_err(io("opening log"))?;
     let mut clients = Vec::new();
     if let Some(fd) = attach_fd {
         let stream = UnixStream::from(fd);
@@ -408,6 +406,7 @@ pub fn run(
         listener,
         clients,
         log,
+        log_failure_recorded: false,
         ready: ready_fd.map(File::from),
         tty_size,
     };
@@ -887,10 +886,36 @@ impl Supervisor {
                     } else {
                         running.out_buf.feed(data)
                     };
-                    let _ = log::append(&mut self.log, stream_name(kind), &lines);
+                    self.write_log(stream_name(kind), &lines);
                     self.broadcast(&attach::encode(kind, data));
                 }
             }
+        }
+    }
+
+    /// Appends to the log; the first failure (e.g. a full disk) is
+    /// recorded in the container's state, where `inspect` and `ps` show it
+    /// (once: until that record could be written, it is tried again).
+    fn write_log(&mut self, stream: &str, lines: &[String]) {
+        let Err(e) = self.log.append(stream, lines) else {
+            return;
+        };
+        if self.log_failure_recorded {
+            return;
+        }
+        let msg = format!(
+            "cannot write the container's log {}: {}; its output is being dropped",
+            self.paths.log().display(),
+            crate::state::describe_io(&e, &self.paths.log())
+        );
+        // (Not also traced: tracing-subscriber panics when it cannot
+        // write to stderr, i.e. supervisor.log on the same full disk.)
+        if self
+            .store
+            .update_state(&self.config.id, |s| s.error = msg.clone())
+            .is_ok()
+        {
+            self.log_failure_recorded = true;
         }
     }
 
@@ -901,7 +926,7 @@ impl Supervisor {
             running.out_buf.finish()
         };
         if let Some(rest) = rest {
-            let _ = log::append(&mut self.log, stream_name(kind), &[rest]);
+            self.write_log(stream_name(kind), &[rest]);
         }
         match (kind, is_pty) {
             (_, true) => {

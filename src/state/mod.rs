@@ -29,11 +29,13 @@
 pub mod atomic;
 pub mod lock;
 pub mod process;
+pub mod space;
 
 use std::path::{Path, PathBuf};
 
 pub use atomic::{write_atomic, write_json_atomic};
 pub use lock::StateLock;
+pub use space::describe_io;
 
 /// Default location of the state root.
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
@@ -62,7 +64,7 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {}", describe_io(source, path))]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -14,6 +14,7 @@
 
 pub mod develop;
 pub mod forms;
+pub mod logging;
 pub mod ports;
 pub mod units;
 pub mod volumes;
@@ -28,6 +29,7 @@ pub use forms::{
     Build, BuildTable, CommandLine, Condition, Cpus, Dependency, DependsOn, HealthTest, KeyValues,
     Restart, ServiceNetwork, ServiceNetworks, SignalName, StringList,
 };
+pub use logging::{LogDriver, Logging};
 pub use ports::{Port, PortEntry, PortRange, Protocol};
 pub use units::{ByteSize, Duration};
 pub use volumes::{Mount, MountEntry, MountType};
@@ -127,6 +129,9 @@ pub struct Service {
     /// Development workflow: `develop.watch` rules for `berth watch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub develop: Option<Develop>,
+    /// Logging: the json-file driver and its bounds (`options = { max-size = "10m", max-file = "3" }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
 }
 
 fn is_empty_list(l: &StringList) -> bool {
