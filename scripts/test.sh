@@ -11,6 +11,7 @@ packages=(
   libseccomp-dev pkg-config file tar   # build + fixture tooling
   busybox-static                       # the busybox test image
   skopeo umoci runc                    # interop and comparison
+  podman                               # Podman driving `berth oci` as its runtime
   docker-registry apache2-utils openssl  # a real local registry, htpasswd, TLS
   nftables iproute2 jq conntrack      # NAT, links, clearing a removed container's connections
   iptables                             # living beside Docker's FORWARD DROP policy (network_forward)

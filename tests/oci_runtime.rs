@@ -3,8 +3,8 @@
 //! `--log-format`, `--systemd-cgroup`), `disableOOMKiller`, and `delete`'s
 //! answers for a failing poststop hook and an unknown id.
 //!
-//! Neither containerd nor Podman is installed on the test machine, so the
-//! flags are driven directly, in the order the shims pass them.
+//! The flags are driven directly, in the order the shims pass them, and
+//! Debian's Podman runs containers with berth as its runtime.
 
 mod common;
 
@@ -231,4 +231,138 @@ fn an_init_killed_while_setting_up_is_explained() {
         err.contains("init process died") && err.contains("seccomp"),
         "{err}"
     );
+}
+
+/// Podman (Debian's) with `--runtime` pointing at berth: a wrapper that
+/// runs `berth oci "$@"`, as a runtime binary must be one executable.
+/// Podman passes its own global flags (`--root`, `--log`, `--log-format`,
+/// `--systemd-cgroup` where it uses systemd) and drives create, start,
+/// state, kill and delete; a container's output, exit code, `ps` and `stop`
+/// come back as with runc. Podman's own state lives in the test's
+/// directory (vfs storage, private containers.conf).
+#[test]
+fn podman_runs_containers_with_berth_as_its_runtime() {
+    require("podman");
+    assert!(nix::unistd::geteuid().is_root(), "the OCI tests need root");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let wrapper = p.join("berth-runtime");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec {} oci \"$@\"\n", berth_bin().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/graph\"\nrunroot = \"{0}/run\"\n",
+            p.display()
+        ),
+    )
+    .unwrap();
+    // Podman's default rlimits are above this machine's hard limits, which
+    // a runtime cannot raise without CAP_SYS_RESOURCE.
+    std::fs::write(
+        p.join("containers.conf"),
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+             [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             events_logfile_path = \"{0}/events.log\"\ntmp_dir = \"{0}/tmp\"\n",
+            p.display()
+        ),
+    )
+    .unwrap();
+    let podman = |args: &[&str]| -> Output {
+        std::process::Command::new("podman")
+            .env("CONTAINERS_STORAGE_CONF", p.join("storage.conf"))
+            .env("CONTAINERS_CONF", p.join("containers.conf"))
+            .arg("--runtime")
+            .arg(&wrapper)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Podman's own parent cgroups (`libpod_parent`, with conmon's): made by
+    // this test when they were not there, so removed by it too.
+    let podman_cgroups: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join("libpod_parent"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ours: Vec<PathBuf> = podman_cgroups.into_iter().filter(|c| !c.exists()).collect();
+    struct Cleanup<'a>(&'a dyn Fn(&[&str]) -> Output, Vec<PathBuf>);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["rm", "-af", "-t", "0"]);
+            let _ = (self.0)(&["rmi", "-af"]);
+            for parent in &self.1 {
+                let _ = std::fs::remove_dir(parent.join("conmon"));
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
+    let _cleanup = Cleanup(&podman, ours);
+    let imported = std::process::Command::new("podman")
+        .env("CONTAINERS_STORAGE_CONF", p.join("storage.conf"))
+        .env("CONTAINERS_CONF", p.join("containers.conf"))
+        .arg("import")
+        .arg(busybox_rootfs_tar())
+        .arg("bb:latest")
+        .output()
+        .unwrap();
+    succeeded(&["podman", "import"], &imported);
+
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "echo",
+        "hi from berth",
+    ]);
+    assert_eq!(succeeded(&["podman", "run"], &out), "hi from berth\n");
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = podman(&[
+        "run",
+        "-d",
+        "--name",
+        "bsleep",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "1000",
+    ]);
+    succeeded(&["podman", "run", "-d"], &out);
+    let ps = podman(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    let ps = succeeded(&["podman", "ps"], &ps);
+    assert!(ps.contains("bsleep Up"), "{ps}");
+    let out = podman(&["stop", "-t", "1", "bsleep"]);
+    succeeded(&["podman", "stop"], &out);
+    let out = podman(&["rm", "bsleep"]);
+    succeeded(&["podman", "rm"], &out);
 }
