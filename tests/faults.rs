@@ -738,19 +738,17 @@ fn a_full_state_root_can_be_freed_through_berth() {
 
 #[test]
 fn a_failed_up_takes_back_what_it_made() {
-    // A host process holds b's port: the manifest is sound (plan passes),
-    // the machine refuses b once a and the network exist.
-    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = held.local_addr().unwrap().port();
-    let manifest = format!(
-        "[services.a]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\n\n[services.b]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nports = [\"{port}:81\"]\ndepends_on = [\"a\"]\n"
-    );
+    // b's working directory is a file in the image: the manifest is sound
+    // (plan passes, nothing is held), and the machine refuses b only when
+    // it starts, once a and the network exist. (A held host port is now
+    // refused before anything is made, so it no longer serves here.)
+    let manifest = "[services.a]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\n\n[services.b]\nimage = \"busybox\"\ncommand = [\"sleep\", \"1000\"]\nstop_signal = \"KILL\"\nworking_dir = \"/bin/sh\"\ndepends_on = [\"a\"]\n".to_string();
     let p = Project::new("undo", &manifest);
     p.ok(&["plan"]);
     let out = p.run(&["up", "-d"]);
     let err = text(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("is in use by pid"), "{err}");
+    assert!(err.contains("working directory /bin/sh"), "{err}");
     assert!(err.contains("Removed"), "says what it took back: {err}");
     assert!(p.containers().is_empty(), "{:?}", p.containers());
     assert!(p.networks().is_empty(), "{:?}", p.networks());
