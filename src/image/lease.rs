@@ -45,9 +45,9 @@ const LOCK: &str = ".lock";
 /// nothing but its own file; both call it too, for a store opened earlier.
 pub fn prepare(root: &Path) -> Result<(), StateError> {
     let dir = leases_dir(root);
-    let io = |source| StateError::Write {
+    let io = |error| StateError::Write {
         path: dir.clone(),
-        source,
+        error,
     };
     if !lock_path(root).exists() {
         std::fs::create_dir_all(&dir).map_err(io)?;
@@ -87,9 +87,9 @@ pub fn hold(root: &Path) -> Result<Lease, StateError> {
     if *count == 0 {
         prepare(root)?;
         let _shared = StateLock::acquire_shared(&lock_path(root))?;
-        std::fs::write(&file, b"").map_err(|source| StateError::Write {
+        std::fs::write(&file, b"").map_err(|error| StateError::Write {
             path: file.clone(),
-            source,
+            error,
         })?;
     }
     *count += 1;

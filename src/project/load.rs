@@ -495,6 +495,16 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
                 format!("working_dir {dir:?} is not an absolute path: start it with /"),
             ));
         }
+        // The kernel's limit (HOST_NAME_MAX): longer fails only at start.
+        if let Some(h) = service.hostname.as_deref().filter(|h| h.len() > 64) {
+            out.push(at(
+                here.key("hostname"),
+                format!(
+                    "hostname {h:?} is {} bytes long; the kernel takes at most 64",
+                    h.len()
+                ),
+            ));
+        }
         for dep in service.depends_on.0.keys() {
             if dep == name {
                 out.push(at(

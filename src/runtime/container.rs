@@ -499,7 +499,9 @@ fn write_state(path: &Path, st: &ContainerState) -> Result<(), ContainerError> {
     use std::os::unix::fs::MetadataExt;
     let err = match state::write_json_atomic(path, st) {
         Ok(()) => return Ok(()),
-        Err(state::StateError::Write { source, .. }) if state::space::is_no_space(&source) => {
+        Err(state::StateError::Write { error: source, .. })
+            if state::space::is_no_space(&source) =>
+        {
             source
         }
         Err(e) => return Err(e.into()),

@@ -9,9 +9,9 @@ use super::StateError;
 
 /// Atomically replaces `path` with `data`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StateError> {
-    let err = |source| StateError::Write {
+    let err = |error| StateError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
@@ -30,7 +30,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StateError> {
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
     let data = serde_json::to_vec_pretty(value).map_err(|e| StateError::Write {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e),
+        error: std::io::Error::other(e),
     })?;
     write_atomic(path, &data)
 }

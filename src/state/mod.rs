@@ -64,10 +64,13 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {}", describe_io(source, path))]
+    /// (`error`, not `source`: the message already says what the I/O
+    /// error was, with the device when it is full; as a source it would be
+    /// printed a second time.)
+    #[error("cannot write {path}: {}", describe_io(error, path))]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
