@@ -22,12 +22,13 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-/// Errors writing a container's name files.
+/// Errors writing a container's name files (`error`, not `source`: the
+/// message says it, with the full device named, once).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
+#[error("cannot write {path}: {}", crate::state::describe_io(error, path))]
 pub struct HostsError {
     pub path: std::path::PathBuf,
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// One line of a hosts file: an address and its names.
@@ -119,9 +120,9 @@ pub fn host_resolv() -> (String, Option<String>) {
 
 /// Writes `text` to `path` keeping its inode (bind mounts stay current).
 pub fn write_in_place(path: &Path, text: &str) -> Result<(), HostsError> {
-    let err = |source| HostsError {
+    let err = |error| HostsError {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -139,6 +140,19 @@ pub fn write_in_place(path: &Path, text: &str) -> Result<(), HostsError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_full_disk_is_said_once_with_its_device() {
+        let e = HostsError {
+            path: "/proc/self/hosts".into(),
+            error: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let chain = crate::cli::one_line(&anyhow::Error::from(e));
+        assert_eq!(
+            chain,
+            "cannot write /proc/self/hosts: no space left on proc (/proc/self/hosts)"
+        );
+    }
 
     fn e(ip: &str, names: &[&str]) -> HostEntry {
         HostEntry {
