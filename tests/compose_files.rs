@@ -209,6 +209,10 @@ fn a_compose_project_comes_up_and_answers() {
     assert!(page.contains("200 OK") || page.contains("404"), "{page}");
     let ps = ok(&root, &dir, &["compose", "ps"]);
     assert!(ps.contains("(healthy)"), "{ps}");
+    // `container_name` names db's container; the project still owns it.
+    let names = root.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(names.lines().any(|n| n == "webdb-database"), "{names}");
+    assert!(ps.contains("webdb-database"), "{ps}");
     drop(cleanup);
     assert_eq!(root.ok(&["ps", "-aq"]), "");
 }

@@ -495,6 +495,35 @@ fn validate(manifest: &Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnost
                 format!("working_dir {dir:?} is not an absolute path: start it with /"),
             ));
         }
+        if let Some(c) = &service.container_name {
+            let valid = c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+                && c.len() > 1
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'));
+            if !valid {
+                out.push(at(
+                    here.key("container_name"),
+                    format!("invalid container name {c:?}: use letters, digits, `_`, `.` and `-`, starting with a letter or digit"),
+                ));
+            } else if service.replicas.unwrap_or(1) > 1 {
+                out.push(at(
+                    here.key("container_name"),
+                    format!("container_name {c:?} names one container, but replicas is {}: remove one of them", service.replicas.unwrap_or(1)),
+                ));
+            } else if let Some(other) = manifest
+                .services
+                .iter()
+                .find(|(n, s)| *n < name && s.container_name.as_deref() == Some(c.as_str()))
+            {
+                out.push(at(
+                    here.key("container_name"),
+                    format!(
+                        "container_name {c:?} is also the name of service {}'s container",
+                        other.0
+                    ),
+                ));
+            }
+        }
         // The kernel's limit (HOST_NAME_MAX): longer fails only at start.
         if let Some(h) = service.hostname.as_deref().filter(|h| h.len() > 64) {
             out.push(at(

@@ -149,6 +149,10 @@ pub struct ContainerSpec {
     /// specs recorded before it existed keep their hash.
     #[serde(default, skip_serializing_if = "LogSpec::is_empty")]
     pub logging: LogSpec,
+    /// `container_name`: the one replica's name (left out when unset, so
+    /// older specs keep their hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
 }
 
 /// A service's json-file options, as `--log-opt` takes them.
@@ -575,6 +579,7 @@ pub fn resolve(
                     max_file: o.max_file.map(|f| f.0),
                 })
                 .unwrap_or_default(),
+            container_name: svc.container_name.clone(),
         };
         let hash = config_hash(&spec);
         let containers = (1..=svc.replicas.unwrap_or(1))
@@ -583,7 +588,10 @@ pub fn resolve(
                 labels.insert(LABEL_REPLICA.into(), n.to_string());
                 labels.insert(LABEL_CONFIG_HASH.into(), hash.clone());
                 ContainerInstance {
-                    name: format!("{project}-{name}-{n}"),
+                    name: spec
+                        .container_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{project}-{name}-{n}")),
                     replica: n,
                     labels,
                 }

@@ -105,6 +105,10 @@ pub struct Service {
     /// Hostname inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The container's name, instead of `PROJECT-SERVICE-1` (one replica
+    /// only, as in Compose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
     /// Labels on the containers: a table or a list of "KEY=VALUE".
     #[serde(default, skip_serializing_if = "is_empty_kv")]
     pub labels: KeyValues,
