@@ -366,7 +366,7 @@ pub fn load_tree(
         let span = e.span.unwrap_or(tree.span);
         Diagnostic::at(sources, span, &path, e.message)
     };
-    let manifest: Manifest = match from_node(tree) {
+    let mut manifest: Manifest = match from_node(tree) {
         Ok(m) => m,
         Err(first) => {
             // Serde stops at the first error; look at each service on its
@@ -390,7 +390,8 @@ pub fn load_tree(
             return Err(LoadError::Invalid(all));
         }
     };
-    let diagnostics = validate(&manifest, tree, sources);
+    let mut diagnostics = fold_deploy(&mut manifest, tree, sources);
+    diagnostics.extend(validate(&manifest, tree, sources));
     if !diagnostics.is_empty() {
         return Err(LoadError::Invalid(diagnostics));
     }
@@ -425,6 +426,41 @@ pub fn load_tree(
         },
     };
     Ok((manifest, name))
+}
+
+/// Folds Compose's `deploy.replicas` and `deploy.resources.limits` into
+/// `replicas` and `resources`; both forms at once must agree.
+fn fold_deploy(manifest: &mut Manifest, tree: &Node, sources: &Sources) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (name, service) in manifest.services.iter_mut() {
+        let Some(deploy) = service.deploy.take() else {
+            continue;
+        };
+        let here = KeyPath::root().key("services").key(name).key("deploy");
+        let conflict = |key: &str, path: KeyPath| {
+            Diagnostic::at(
+                sources,
+                tree.span_at(&path.0),
+                &path,
+                format!("{key} is also set outside deploy, differently: keep one"),
+            )
+        };
+        if let Some(n) = deploy.replicas {
+            match service.replicas {
+                Some(r) if r != n => out.push(conflict("replicas", here.key("replicas"))),
+                _ => service.replicas = Some(n),
+            }
+        }
+        if let Some(limits) = deploy.resources.and_then(|r| r.limits) {
+            match &service.resources {
+                Some(r) if *r != limits => {
+                    out.push(conflict("resources", here.key("resources").key("limits")))
+                }
+                _ => service.resources = Some(limits),
+            }
+        }
+    }
+    out
 }
 
 /// The checks across keys: names, references, and dependency cycles.

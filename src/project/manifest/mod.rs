@@ -115,6 +115,10 @@ pub struct Service {
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Compose's `deploy`: `replicas` and `resources.limits`, the same as
+    /// `replicas` and `resources` here (loading folds them in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
     /// Signal that asks the service to stop (default SIGTERM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<SignalName>,
@@ -186,6 +190,29 @@ pub struct Resources {
     /// Maximum number of processes (-1 for no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+}
+
+/// Compose's `deploy` key, as far as one machine honours it; what it does
+/// not name here (`reservations`, `placement`, `restart_policy`, …) is an
+/// unknown key, reported with its place.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a deploy table")]
+pub struct Deploy {
+    /// How many containers to run (as `replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// `resources.limits` (as `resources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<DeployResources>,
+}
+
+/// `deploy.resources`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a deploy.resources table")]
+pub struct DeployResources {
+    /// The limits (as the service's `resources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Resources>,
 }
 
 /// A named volume of the project.
