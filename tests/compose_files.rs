@@ -213,6 +213,9 @@ fn a_compose_project_comes_up_and_answers() {
     let names = root.ok(&["ps", "--format", "{{.Names}}"]);
     assert!(names.lines().any(|n| n == "webdb-database"), "{names}");
     assert!(ps.contains("webdb-database"), "{ps}");
+    // `tty: true`: web's process runs on a terminal.
+    let fd0 = ok(&root, &dir, &["exec", "web", "readlink", "/proc/1/fd/0"]);
+    assert!(fd0.starts_with("/dev/pts/"), "{fd0}");
     drop(cleanup);
     assert_eq!(root.ok(&["ps", "-aq"]), "");
 }

@@ -480,6 +480,12 @@ pub fn run_argv(
     if spec.init {
         a.push("--init".into());
     }
+    if spec.tty {
+        a.push("-t".into());
+    }
+    if spec.stdin_open {
+        a.push("-i".into());
+    }
     if let Some(h) = &spec.healthcheck {
         let cmd = match h.test.as_deref() {
             Some([kind, rest @ ..]) if kind == "CMD" => Some(shell_words::join(rest)),

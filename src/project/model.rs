@@ -149,6 +149,12 @@ pub struct ContainerSpec {
     /// specs recorded before it existed keep their hash.
     #[serde(default, skip_serializing_if = "LogSpec::is_empty")]
     pub logging: LogSpec,
+    /// `tty` and `stdin_open` (left out when false, so older specs keep
+    /// their hash).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
     /// `container_name`: the one replica's name (left out when unset, so
     /// older specs keep their hash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -580,6 +586,8 @@ pub fn resolve(
                 })
                 .unwrap_or_default(),
             container_name: svc.container_name.clone(),
+            tty: svc.tty,
+            stdin_open: svc.stdin_open,
         };
         let hash = config_hash(&spec);
         let containers = (1..=svc.replicas.unwrap_or(1))

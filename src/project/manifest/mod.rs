@@ -128,6 +128,12 @@ pub struct Service {
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    /// Give the container a terminal (`run -t`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Keep the container's standard input open (`run -i`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
     /// How many containers to run (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
