@@ -145,3 +145,36 @@ fn a_reader_that_stops_early_is_not_an_error() {
         );
     }
 }
+
+/// `berth init` writes a starter berth.toml that loads as it is, named
+/// after the directory, and never overwrites one.
+#[test]
+fn init_writes_a_starter_manifest_that_loads() {
+    let root = TestRoot::new();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("My App");
+    std::fs::create_dir(&dir).unwrap();
+    let run = |args: &[&str]| root.cmd().current_dir(&dir).args(args).output().unwrap();
+    let out = run(&["init"]);
+    common::succeeded(&["init"], &out);
+    let text = std::fs::read_to_string(dir.join("berth.toml")).unwrap();
+    assert!(text.starts_with("#:schema "), "{text}");
+    let services = common::succeeded(&["config", "--services"], &run(&["config", "--services"]));
+    assert_eq!(services, "web\n");
+    let json: serde_json::Value = serde_json::from_str(&common::succeeded(
+        &["config"],
+        &run(&["config", "--format", "json"]),
+    ))
+    .unwrap();
+    assert_eq!(
+        json["name"], "myapp",
+        "as Compose normalises a directory name"
+    );
+    let again = run(&["init"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("berth.toml")).unwrap(),
+        text
+    );
+}

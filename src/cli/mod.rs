@@ -111,6 +111,8 @@ pub enum Command {
     Compose(compose::ComposeArgs),
     /// Write a Compose file (compose.yaml) as a berth.toml
     Convert(project::ConvertArgs),
+    /// Write a starter berth.toml in this directory
+    Init(project::InitArgs),
     /// Print the JSON Schema of berth.toml (for editors: taplo, VS Code)
     #[command(name = "schema", alias = "__schema")]
     Schema,
@@ -394,6 +396,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Image(c) => image::run_group(ctx, c),
         Command::Config(args) => project::config(ctx, args),
         Command::Convert(args) => project::convert(args),
+        Command::Init(args) => project::init(args),
         Command::Schema => project::schema(),
         Command::Up(a) => compose::up(ctx, a),
         Command::Down(a) => compose::down(ctx, a),

@@ -114,6 +114,71 @@ fn print_notes(notes: &[String]) {
     }
 }
 
+/// `berth init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The project's name (default: this directory's name, normalised)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// A starter manifest: one service, commented, that `berth up` runs as it
+/// is (busybox serving this directory's files on port 8080).
+const STARTER: &str = r#"#:schema ./berth.schema.json
+# A berth project: `berth up -d` starts it, `berth down` removes it, `berth
+# plan` shows what `up` would change. `berth schema > berth.schema.json`
+# writes the schema that editors (taplo, VS Code) check this file with.
+name = "NAME"
+
+[services.web]
+image = "busybox"
+command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+ports = ["127.0.0.1:8080:8080"]
+volumes = ["./:/www:ro"]
+# build = "."                        # build the image from ./Dockerfile instead
+# environment = { GREETING = "hi" }
+# healthcheck = { test = ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"], interval = "5s" }
+# depends_on = { db = "healthy" }
+"#;
+
+/// Writes a starter `berth.toml` here; never over an existing one.
+pub fn init(args: InitArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = std::env::current_dir().context("reading the current directory")?;
+    let name = match args.name {
+        Some(n) => n,
+        None => project::load::normalise_project_name(
+            &dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+    };
+    if !project::load::is_valid_project_name(&name) {
+        anyhow::bail!(
+            "invalid project name {name:?}: use only lowercase letters, digits, dashes and underscores (give one with --name)"
+        );
+    }
+    let path = dir.join(project::load::MANIFEST_NAME);
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => anyhow::bail!(
+            "{} already exists; berth init writes a new project only",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
+    };
+    file.write_all(STARTER.replace("NAME", &name).as_bytes())?;
+    println!(
+        "wrote {} (project {name:?}); berth up -d starts it",
+        path.display()
+    );
+    Ok(())
+}
+
 /// `berth convert`.
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
