@@ -116,9 +116,12 @@ pub fn kill(id: &str, lc_root: &Path, signal: &str, all: bool) -> Result<(), Eng
 /// Deletes libcontainer's state and the cgroup; `force` kills first.
 pub fn delete(id: &str, lc_root: &Path, force: bool) -> Result<(), EngineError> {
     if !lc_root.join(id).exists() {
+        super::recover::remove_empty_cgroups(id);
         return Ok(());
     }
-    load(id, lc_root)?.delete(force)?;
+    let deleted = load(id, lc_root)?.delete(force);
+    super::recover::remove_empty_cgroups(id);
+    deleted?;
     Ok(())
 }
 

@@ -21,6 +21,35 @@ fn cgroup_dirs(id: &str) -> Vec<std::path::PathBuf> {
     dirs
 }
 
+/// Removes what is left of container `id`'s cgroups once its processes
+/// are gone. libcontainer removes them on delete, but on cgroup v1 a
+/// memory cgroup can refuse `rmdir` (EBUSY) for a moment after its last
+/// process exits, while the kernel uncharges it; the delete then leaves
+/// the directory behind. Empty leftovers are removed here, retrying EBUSY
+/// for up to a second; a directory with processes in it is never touched.
+pub fn remove_empty_cgroups(id: &str) {
+    for dir in cgroup_dirs(id) {
+        for attempt in 0..20 {
+            if !dir.exists() {
+                break;
+            }
+            let busy_with_processes = std::fs::read_to_string(dir.join("cgroup.procs"))
+                .map(|s| !s.trim().is_empty())
+                .unwrap_or(false);
+            if busy_with_processes {
+                break;
+            }
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 19 => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 /// The pids in container `id`'s cgroup, lowest first (the init is the
 /// first process the container ran, so normally the lowest).
 pub fn cgroup_pids(id: &str) -> Vec<i32> {
