@@ -12,7 +12,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Output;
 
-use common::{busybox_rootfs_tar, TestRoot};
+use common::TestRoot;
 
 /// A state root with the busybox image and a build context directory.
 struct Bench {
@@ -22,19 +22,7 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
-        assert!(
-            nix::unistd::geteuid().is_root(),
-            "the build tests run containers and must run as root"
-        );
-        let root = TestRoot::new();
-        let tar = busybox_rootfs_tar();
-        root.ok(&[
-            "import",
-            "-c",
-            "CMD [\"sh\"]",
-            tar.to_str().unwrap(),
-            "busybox",
-        ]);
+        let root = common::root_with_busybox("the build tests run containers");
         let ctx = tempfile::tempdir().unwrap();
         Self { root, ctx }
     }
