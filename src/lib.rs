@@ -5,6 +5,7 @@
 pub mod build;
 pub mod cli;
 pub mod confine;
+pub mod engine;
 #[cfg(test)]
 mod golden;
 pub mod image;

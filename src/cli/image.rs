@@ -183,18 +183,7 @@ pub fn kept_by_prune(store: &ImageStore, all: bool) -> anyhow::Result<HashSet<Di
 }
 
 pub fn images_in_use(store: &ImageStore) -> HashSet<Digest> {
-    // Looking must not create ROOT/containers/.
-    if !store.state_root().path().join("containers").is_dir() {
-        return HashSet::new();
-    }
-    let Ok(containers) = crate::runtime::container::ContainerStore::open(store.state_root()) else {
-        return HashSet::new();
-    };
-    containers
-        .list()
-        .into_iter()
-        .filter_map(|(c, _)| Digest::parse(&c.image_id).ok())
-        .collect()
+    crate::engine::image::images_in_use(store)
 }
 
 pub fn import_cmd(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {

@@ -358,7 +358,8 @@ pub fn report(err: &anyhow::Error) -> i32 {
         return exit.code;
     }
     eprintln!("error: {}", one_line(err));
-    125
+    err.downcast_ref::<crate::engine::EngineError>()
+        .map_or(125, |e| e.code())
 }
 
 /// The error and its causes on one line, as `{:#}` prints them, but

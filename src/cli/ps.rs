@@ -488,18 +488,19 @@ pub fn logs_by_name(ctx: &Context, mut args: LogsArgs) -> anyhow::Result<()> {
             project, service, ..
         } => {
             let store = ContainerStore::open(&ctx.root()?)?;
-            super::compose::merged_logs(
+            crate::project::logs::merged_logs(
                 &store,
                 &project,
                 &[service],
-                &super::compose::MergedLogs {
+                &crate::project::logs::MergedLogs {
                     follow: args.follow,
                     timestamps: args.timestamps,
                     tail: parse_tail(args.tail.as_deref())?,
                     since: args.since.as_deref().map(parse_since).transpose()?,
                     prefix: true,
                 },
-            )
+            )?;
+            Ok(())
         }
     }
 }

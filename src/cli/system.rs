@@ -234,7 +234,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         }
     }
     let containers = ContainerStore::open(&root)?;
-    let (ids, container_bytes) = super::container::prune_stopped(&containers)?;
+    let (ids, container_bytes) = crate::engine::Engine::open(&root)?.prune()?;
     if !ids.is_empty() {
         println!("Deleted Containers:");
         for id in &ids {
@@ -260,7 +260,7 @@ fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<()> {
         let mut deleted = Vec::new();
         for v in volumes.list()? {
             if v.anonymous && !used.contains_key(&v.name) {
-                volume_bytes += super::container::dir_size(&volumes.data_dir(&v.name));
+                volume_bytes += crate::image::store::dir_size(&volumes.data_dir(&v.name));
                 if volumes.remove(&v.name)? {
                     deleted.push(v.name);
                 }
@@ -312,7 +312,7 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
     let mut c_reclaimable = 0;
     let mut c_active = 0;
     for (c, st) in &all {
-        let size = super::container::dir_size(&containers.dir(&c.id).join("upper"));
+        let size = crate::image::store::dir_size(&containers.dir(&c.id).join("upper"));
         c_size += size;
         if super::ps::observe(st).running {
             c_active += 1;
@@ -324,7 +324,7 @@ fn df(ctx: &Context, args: DfArgs) -> anyhow::Result<()> {
     let used = super::volume::in_use(&containers);
     let (mut v_total, mut v_active, mut v_size, mut v_reclaimable) = (0, 0, 0, 0);
     for v in volumes.list()? {
-        let size = super::container::dir_size(&volumes.data_dir(&v.name));
+        let size = crate::image::store::dir_size(&volumes.data_dir(&v.name));
         v_total += 1;
         v_size += size;
         if used.contains_key(&v.name) {

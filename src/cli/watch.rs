@@ -271,17 +271,15 @@ impl<'a> Session<'a> {
                 .get(service)
                 .map(|s| s.spec.stop_grace_period.0.as_secs())
                 .unwrap_or(10);
+            let engine = match self.ctx.root().map(|r| crate::engine::Engine::open(&r)) {
+                Ok(Ok(e)) => e,
+                Ok(Err(e)) => return eprintln!("error: {e}"),
+                Err(e) => return eprintln!("error: {e:#}"),
+            };
+            let opts = crate::engine::StartOptions::default();
             for c in &containers {
-                match compose::berth(
-                    &self.ctx.global.root,
-                    &[
-                        "restart".into(),
-                        "-t".into(),
-                        grace.to_string(),
-                        c.config.id.clone(),
-                    ],
-                ) {
-                    Ok(_) => eprintln!(" Container {}  Restarted", c.config.name),
+                match engine.restart(&c.config.id, Some(grace), None, &opts) {
+                    Ok(()) => eprintln!(" Container {}  Restarted", c.config.name),
                     Err(e) => eprintln!("error: restarting {}: {e}", c.config.name),
                 }
             }
@@ -396,7 +394,7 @@ impl<'a> Session<'a> {
                 continue;
             };
             // Ctrl-C stops a build at its next step (a RUN is killed).
-            let built_image = compose::build_service(
+            let built_image = crate::project::up::build_service(
                 &root,
                 name,
                 &svc.spec.image,
@@ -441,10 +439,14 @@ impl<'a> Session<'a> {
             return;
         }
         if self.prune {
+            let Ok(store) = crate::image::ImageStore::open(&root) else {
+                return;
+            };
+            let in_use = crate::engine::image::images_in_use(&store);
             for old in old_images {
-                // `rmi` by id refuses an image that is tagged elsewhere or
-                // that a container uses; those stay.
-                if compose::berth(&self.ctx.global.root, &["rmi".into(), old.clone()]).is_ok() {
+                // Removal by id refuses an image that is tagged elsewhere
+                // or that a container uses; those stay.
+                if store.remove(&old, false, &in_use).is_ok() {
                     eprintln!("Pruned image {old}");
                 }
             }
@@ -468,7 +470,7 @@ impl<'a> Session<'a> {
                 eprintln!();
             }
         }
-        compose::apply_plan(self.ctx, &desired, &plan)?;
+        crate::project::up::apply(&self.ctx.root()?, &desired, &plan)?;
         self.project = desired;
         Ok(())
     }

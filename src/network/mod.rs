@@ -445,9 +445,19 @@ impl Networks {
         specs: &[S],
         reusable: &[String],
     ) -> Result<(), NetError> {
-        let fixed: Vec<PortRequest> = portspec::parse_all(specs)?
-            .into_iter()
+        self.check_free_requests(&portspec::parse_all(specs)?, reusable)
+    }
+
+    /// [`Networks::check_free`] of parsed requests.
+    pub fn check_free_requests(
+        &self,
+        requests: &[PortRequest],
+        reusable: &[String],
+    ) -> Result<(), NetError> {
+        let fixed: Vec<PortRequest> = requests
+            .iter()
             .filter(|r| matches!(r.host, portspec::HostPort::Fixed(_)))
+            .copied()
             .collect();
         let mut table = store::load_ports(&self.root)?;
         table.retain(|p| !reusable.contains(&p.container_id));

@@ -31,16 +31,20 @@ pub mod actual;
 pub mod canonical;
 pub mod convert;
 pub mod de;
+pub mod down;
 pub mod error;
 pub mod executor;
+pub mod host;
 pub mod interpolate;
 pub mod load;
 pub mod lock;
+pub mod logs;
 pub mod manifest;
 pub mod model;
 pub mod planner;
 pub mod schema;
 pub mod source;
+pub mod up;
 pub mod yaml;
 
 #[cfg(test)]
