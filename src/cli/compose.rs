@@ -129,22 +129,6 @@ pub(crate) fn desired_and_plan(
     )?)
 }
 
-/// The project resolved with the digests of its images (`None`: only
-/// look in the store).
-pub(crate) fn resolve_with_images(
-    ctx: &Context,
-    args: &ProjectArgs,
-    images: Option<(PullPolicy, BuildPolicy)>,
-) -> anyhow::Result<Project> {
-    let loaded = args.load()?;
-    Ok(orchestrate::resolve_with_images(
-        &ctx.root()?,
-        &loaded,
-        &args.profiles(),
-        images.map(|(p, b)| (p.into(), b)),
-    )?)
-}
-
 /// `berth plan`.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {

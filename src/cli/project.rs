@@ -51,66 +51,35 @@ impl ProjectArgs {
         }
     }
 
-    /// Takes the project's lock (`project::lock`) for `command`, saying
-    /// on stderr what it waits for, or failing at once with
-    /// `--no-lock-wait`.
+    /// The library's view of these flags.
+    pub fn selection(&self) -> project::selection::Selection {
+        project::selection::Selection {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            profiles: self.profiles.clone(),
+            no_lock_wait: self.no_lock_wait,
+        }
+    }
+
+    /// Takes the project's lock for `command` (waiting, or failing at once
+    /// with `--no-lock-wait`).
     pub fn lock(&self, ctx: &Context, command: &str) -> anyhow::Result<project::lock::ProjectLock> {
-        let name = self.load()?.project_name;
-        let wait = if self.no_lock_wait {
-            project::lock::Wait::FailFast
-        } else {
-            project::lock::Wait::Block
-        };
-        Ok(project::lock::acquire(
-            &ctx.root()?,
-            &name,
-            command,
-            wait,
-            |holder| eprintln!("waiting for another berth ({holder}) on project {name:?}"),
-        )?)
+        Ok(self.selection().lock(&ctx.root()?, command)?)
     }
 
     /// The active profiles: `--profile` flags, else `BERTH_PROFILES`.
     pub fn profiles(&self) -> Vec<String> {
-        if !self.profiles.is_empty() {
-            return self.profiles.clone();
-        }
-        std::env::var("BERTH_PROFILES")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()
+        self.selection().profiles()
     }
 
     /// Finds, reads and validates the manifest(s).
     pub fn load(&self) -> anyhow::Result<Loaded> {
-        let opts = LoadOptions::from_process(self.files.clone(), self.project_name.clone())
-            .context("reading the current directory")?;
-        let loaded = project::load(&opts)?;
-        print_notes(&loaded.notes);
-        Ok(loaded)
+        Ok(self.selection().load()?)
     }
 
     /// Loads and resolves the project with the image digests the caller knows.
     pub fn resolve(&self, digests: &ImageDigests) -> anyhow::Result<(Loaded, Project)> {
-        let loaded = self.load()?;
-        let project = project::resolve(&loaded, &self.profiles(), digests)?;
-        Ok((loaded, project))
-    }
-}
-
-/// Prints each note once per process (a command may load its project more
-/// than once, `watch` on every edit).
-fn print_notes(notes: &[String]) {
-    static SHOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner());
-    for n in notes {
-        if !shown.contains(n) {
-            eprintln!("note: {n}");
-            shown.push(n.clone());
-        }
+        Ok(self.selection().resolve(digests)?)
     }
 }
 

@@ -43,6 +43,7 @@ pub mod manifest;
 pub mod model;
 pub mod planner;
 pub mod schema;
+pub mod selection;
 pub mod source;
 pub mod up;
 pub mod yaml;

@@ -23,5 +23,6 @@
 
 pub mod events;
 pub mod rules;
+pub mod session;
 pub mod sync;
 pub mod write;
