@@ -49,6 +49,8 @@ pub mod up;
 pub mod yaml;
 
 #[cfg(test)]
+mod executor_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::{Diagnostic, LoadError};
