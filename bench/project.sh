@@ -22,6 +22,8 @@
 #   apt-get install docker.io docker-compose podman podman-compose
 #
 #   cargo build --release && RUNS=5 BERTH=target/release/berth bash bench/project.sh
+# BERTH_BEFORE=PATH adds a row for another berth build (e.g. the commit
+# before a change), with its own state root, taking turns with the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-7}
@@ -36,9 +38,12 @@ source bench/engines.sh
 work=$(mktemp -d /tmp/berth-bench-project-XXXXXX)
 root="$work/berth-root"                 # berth's state root
 name="bench$(od -An -N3 -tx1 /dev/urandom | tr -d ' ')"
+BERTH_BEFORE=${BERTH_BEFORE:-}
+[ -z "$BERTH_BEFORE" ] || BERTH_BEFORE=$(realpath "$BERTH_BEFORE")
 cleanup() {
   set +e
   (cd "$work/berth" && "$BERTH" --root "$root" down -t 0 -p "$name") >/dev/null 2>&1
+  [ -z "$BERTH_BEFORE" ] || (cd "$work/berth" && "$BERTH_BEFORE" --root "$work/before-root" down -t 0 -p "$name") >/dev/null 2>&1
   engines_end "$work"
 }
 engines_begin "$work" cleanup
@@ -46,6 +51,7 @@ engines_begin "$work" cleanup
 # The busybox image, from Debian's busybox-static.
 busybox_rootfs "$work/rootfs" "$work/busybox.tar"
 "$BERTH" --root "$root" import "$work/busybox.tar" busybox >/dev/null
+[ -z "$BERTH_BEFORE" ] || "$BERTH_BEFORE" --root "$work/before-root" import "$work/busybox.tar" busybox >/dev/null
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export WEB_PORT=$port
@@ -101,6 +107,9 @@ compose_file="$work/compose/docker-compose.yml"
 berth_up()      { (cd "$work/berth" && "$BERTH" --root "$root" up -d -p "$name"); }
 berth_down()    { (cd "$work/berth" && "$BERTH" --root "$root" down -p "$name"); }
 berth_inspect() { "$BERTH" --root "$root" inspect "$("$BERTH" --root "$root" ps -aq --filter "label=berth.project=$name" --filter "label=berth.service=$1")"; }
+bb_up()         { (cd "$work/berth" && "$BERTH_BEFORE" --root "$work/before-root" up -d -p "$name"); }
+bb_down()       { (cd "$work/berth" && "$BERTH_BEFORE" --root "$work/before-root" down -p "$name"); }
+bb_inspect()    { "$BERTH_BEFORE" --root "$work/before-root" inspect "$("$BERTH_BEFORE" --root "$work/before-root" ps -aq --filter "label=berth.project=$name" --filter "label=berth.service=$1")"; }
 dc_up()         { docker-compose -f "$compose_file" -p "$name" up -d; }
 dc_down()       { docker-compose -f "$compose_file" -p "$name" down; }
 dc_inspect()    { "$DOCKER" inspect "${name}_$1_1"; }
@@ -112,6 +121,7 @@ pc_down()       { podman-compose -f "$compose_file" -p "$name" down -t 2 && podm
 pc_inspect()    { podman inspect "${name}_$1_1"; }
 
 tools=(berth); labels=(berth)
+[ -z "$BERTH_BEFORE" ] || { tools+=(bb); labels+=("berth (before)"); }
 declare -A why=()
 if ! command -v docker-compose >/dev/null; then
   why[docker-compose]="docker-compose is not installed (apt-get install docker-compose)"
@@ -170,6 +180,7 @@ done
 
 echo "bench/project.sh: $RUNS runs, $(nproc) cores; medians (min-max, n) of wall time"
 echo "berth          $("$BERTH" --version | awk '{print $2}') ($BERTH)"
+[ -z "$BERTH_BEFORE" ] || echo "berth (before) $("$BERTH_BEFORE" --version | awk '{print $2}') ($BERTH_BEFORE)"
 [ -z "${note[dc]:-}" ] || echo "docker-compose $(docker-compose version --short), docker engine $("$DOCKER" version -f '{{.Server.Version}}') (private dockerd)"
 [ -z "${note[pc]:-}" ] || echo "podman-compose $(podman-compose version 2>/dev/null | awk '/compose.* version/ {print $NF}' | tail -1), podman $(podman version -f '{{.Client.Version}}') (private storage)"
 echo

@@ -444,6 +444,25 @@ fn follow_until_interrupted(
     }
 }
 
+/// `berth watch`: `up -d` unless `--no-up`, then watch.
+pub fn watch(ctx: &Context, args: super::watch::WatchArgs) -> anyhow::Result<()> {
+    let (_, project) = args.project.resolve(&ImageDigests::new())?;
+    if let Some(s) = args
+        .services
+        .iter()
+        .find(|s| !project.services.contains_key(*s))
+    {
+        bail!("no such service: {s}");
+    }
+    if !args.no_up {
+        up(
+            ctx,
+            UpArgs::detached(args.project.clone(), args.services.clone()),
+        )?;
+    }
+    super::watch::run(ctx, &args.project, &args.services, args.prune)
+}
+
 /// `berth down`.
 pub fn down(ctx: &Context, args: DownArgs) -> anyhow::Result<()> {
     let _lock = args.project.lock(ctx, "down")?;
@@ -556,7 +575,7 @@ pub fn run_group(ctx: &Context, args: ComposeArgs) -> anyhow::Result<()> {
         }
         ComposeCommand::Watch(mut a) => {
             a.project = a.project.or(project);
-            super::watch::watch(ctx, a)
+            watch(ctx, a)
         }
         ComposeCommand::Build(a) => build(ctx, project, a),
         ComposeCommand::Ps(a) => ps(ctx, project, a),

@@ -13,17 +13,16 @@
 //! SIGWINCH. berth runs from a sealed copy of itself here (see `main.rs`)
 //! because the process forked into the container is berth until it execs.
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::Args;
 use nix::sys::wait::{waitpid, WaitStatus};
 
 use super::{Context, Exit};
-use crate::runtime::container::ContainerStore;
-use crate::runtime::engine::{self, ExecOptions, Stdio};
-use crate::runtime::{spec, user};
+use crate::engine::exec::{ExecRequest, PreparedExec};
+use crate::engine::Engine;
+use crate::runtime::engine::Stdio;
 
 /// The flags of `exec`, shared with `compose exec`.
 #[derive(Debug, Clone, Args)]
@@ -58,56 +57,17 @@ pub struct ExecArgs {
 }
 
 pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
-    let store = ContainerStore::open(&ctx.root()?)?;
-    let id = store.resolve(&args.container)?;
-    let config = store.config(&id)?;
-    let st = store.state(&id)?;
-    if !super::ps::observe(&st).running {
-        return Err(Exit {
-            code: 1,
-            message: format!("container {id} is not running"),
-        }
-        .into());
-    }
-    let rootfs = store.dir(&id).join("rootfs");
-    let who = args.flags.user.clone().unwrap_or(config.user.clone());
-    let u = user::resolve_in_rootfs(&who, &rootfs)?;
-    let mut env: HashMap<String, String> = HashMap::new();
-    // Docker's TERM for a terminal it makes, not the caller's (whose
-    // terminfo the image rarely has); `-e TERM=…` still wins.
-    let mut extra = Vec::new();
-    if args.flags.tty {
-        extra.push("TERM=xterm".to_string());
-    }
-    extra.extend(args.flags.env.iter().cloned());
-    for kv in spec::build_env(
-        &config.image_env,
-        &config.env,
-        &config.hostname,
-        &u.home,
-        false,
-    )
-    .into_iter()
-    .chain(extra)
-    {
-        if let Some((k, v)) = kv.split_once('=') {
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
-    // Without -w, the container's working directory (Docker's rule for
-    // exec, with or without -t).
-    let cwd = std::path::PathBuf::from(
-        args.flags
-            .workdir
-            .clone()
-            .unwrap_or_else(|| config.working_dir().to_string()),
-    );
-    if cwd.is_relative() {
-        bail!("the working directory must be an absolute path");
-    }
-    let cwd = Some(cwd);
+    let engine = Engine::open(&ctx.root()?)?;
+    let req = ExecRequest {
+        command: args.command.clone(),
+        user: args.flags.user.clone(),
+        workdir: args.flags.workdir.clone(),
+        env: args.flags.env.clone(),
+        tty: args.flags.tty,
+    };
+    let prep = engine.exec_prepare(&args.container, &req)?;
     if args.flags.tty && !args.flags.detach {
-        return exec_with_pty(&store, &id, &args, env, cwd, u);
+        return exec_with_pty(&engine, &prep, &args);
     }
     let mut pipes = None;
     let stdio = if args.flags.detach {
@@ -131,32 +91,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
         pipes = Some(ours);
         stdio
     };
-    let lc = store.dir(&id).join("lc");
-    let pid = match engine::exec(
-        &id,
-        &lc,
-        ExecOptions {
-            args: args.command.clone(),
-            env,
-            cwd,
-            uid: Some(u.uid),
-            gid: Some(u.gid),
-            additional_gids: u.additional_gids,
-            detach: args.flags.detach,
-            process: None,
-        },
-        stdio,
-    ) {
-        Ok(pid) => pid,
-        Err(e) => {
-            let msg = e.to_string();
-            return Err(Exit {
-                code: engine::start_failure_code(&msg),
-                message: format!("exec in container {}: {msg}", args.container),
-            }
-            .into());
-        }
-    };
+    let pid = engine.exec_spawn(&prep, stdio, args.flags.detach)?;
     let Some(pipes) = pipes else {
         return Ok(());
     };
@@ -167,115 +102,12 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes a socket file on drop.
-struct Unlink(std::path::PathBuf);
-
-impl Drop for Unlink {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// `exec -t`: the process on a new pty; copies between our terminal and the
 /// master until the process's side closes, then returns its exit code.
-fn exec_with_pty(
-    store: &ContainerStore,
-    id: &str,
-    args: &ExecArgs,
-    env: HashMap<String, String>,
-    cwd: Option<std::path::PathBuf>,
-    u: user::ResolvedUser,
-) -> anyhow::Result<()> {
+fn exec_with_pty(engine: &Engine, prep: &PreparedExec, args: &ExecArgs) -> anyhow::Result<()> {
     use std::io::{Read, Write};
 
-    let dir = store.dir(id);
-    // The container's own process (capabilities, rlimits, no_new_privileges,
-    // ...) with the exec's command, environment, user and a terminal.
-    let spec = oci_spec::runtime::Spec::load(dir.join("bundle/config.json"))
-        .context("reading the container's spec")?;
-    let mut process = spec
-        .process()
-        .clone()
-        .context("the container's spec has no process")?;
-    let mut envv: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    envv.sort();
-    process.set_args(Some(args.command.clone()));
-    process.set_env(Some(envv));
-    if let Some(c) = cwd {
-        process.set_cwd(c);
-    }
-    let mut puser = process.user().clone();
-    puser.set_uid(u.uid);
-    puser.set_gid(u.gid);
-    puser.set_additional_gids(Some(u.additional_gids.clone()));
-    process.set_user(puser);
-    process.set_terminal(Some(true));
-    let size = super::stream::window_size();
-    // The pty starts at the caller's size (patched libcontainer applies
-    // consoleSize before the process runs): a program that asks at once,
-    // like `stty size`, must not see 0x0.
-    if let Some((rows, cols)) = size {
-        process.set_console_size(Some(
-            oci_spec::runtime::BoxBuilder::default()
-                .height(u64::from(rows))
-                .width(u64::from(cols))
-                .build()
-                .context("the console size")?,
-        ));
-    }
-    let process_file = tempfile::Builder::new()
-        .prefix("exec-")
-        .suffix(".json")
-        .tempfile_in(&dir)
-        .context("writing the exec process file")?;
-    serde_json::to_writer(process_file.as_file(), &process)?;
-
-    let sock_name = format!("exec-{}.sock", std::process::id());
-    let listener = crate::runtime::supervisor::bind_short(&dir, &sock_name)?;
-    let _unlink = Unlink(dir.join(&sock_name));
-    let pid = engine::exec(
-        id,
-        &dir.join("lc"),
-        ExecOptions {
-            args: args.command.clone(),
-            detach: true,
-            process: Some(process_file.path().to_path_buf()),
-            ..Default::default()
-        },
-        Stdio {
-            console_socket: Some(dir.join(&sock_name)),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| {
-        let msg = e.to_string();
-        anyhow::Error::from(Exit {
-            code: engine::start_failure_code(&msg),
-            message: format!("exec in container {}: {msg}", args.container),
-        })
-    })?;
-    drop(process_file);
-    // The process sent the master before exec; wait for it, bounded.
-    listener.set_nonblocking(true)?;
-    {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let mut pfd = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&listener),
-            PollFlags::POLLIN,
-        )];
-        if !matches!(poll(&mut pfd, PollTimeout::from(10_000u16)), Ok(n) if n > 0) {
-            bail!("exec in container {}: no terminal received", args.container);
-        }
-    }
-    let (conn, _) = listener.accept().context("accepting the console socket")?;
-    conn.set_nonblocking(false)?;
-    let master = std::fs::File::from(
-        crate::runtime::supervisor::recv_fd(&conn).context("receiving the terminal")?,
-    );
-    drop(conn);
-    if let Some((r, c)) = size {
-        crate::runtime::supervisor::set_window_size(&master, r, c);
-    }
+    let (pid, master) = engine.exec_on_pty(prep, super::stream::window_size())?;
     let _raw = args.flags.interactive.then(super::stream::RawMode::enter);
 
     // Window-size changes: SIGWINCH, blocked here before any thread starts

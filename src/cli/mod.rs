@@ -26,6 +26,7 @@ pub mod registry;
 pub mod service_names;
 pub mod stream;
 pub mod system;
+mod table;
 pub mod template;
 pub mod volume;
 pub mod watch;
@@ -402,7 +403,7 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Up(a) => compose::up(ctx, a),
         Command::Down(a) => compose::down(ctx, a),
         Command::Plan(a) => compose::plan(ctx, a),
-        Command::Watch(a) => watch::watch(ctx, a),
+        Command::Watch(a) => compose::watch(ctx, a),
         Command::Compose(c) => compose::run_group(ctx, c),
         Command::Pull(a) => registry::pull(ctx, a),
         Command::Push(a) => registry::push(ctx, a),

@@ -23,55 +23,7 @@ impl OutputFormat {
     }
 }
 
-/// A table of strings printed with aligned columns.
-#[derive(Debug, Default)]
-pub struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
-        Self {
-            header: header.into_iter().map(Into::into).collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub fn row<S: Into<String>>(&mut self, row: impl IntoIterator<Item = S>) {
-        self.rows.push(row.into_iter().map(Into::into).collect());
-    }
-
-    /// Renders the table, header first, as text with aligned columns.
-    pub fn render(&self) -> String {
-        let columns = self.header.len();
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        for row in std::iter::once(&self.header).chain(self.rows.iter()) {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                if i + 1 == columns {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
-    }
-
-    /// Prints the table to stdout.
-    pub fn print(&self) {
-        let _ = std::io::stdout().write_all(self.render().as_bytes());
-    }
-}
+pub use super::table::Table;
 
 /// Prints a serialisable value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
@@ -101,26 +53,7 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// "2 minutes ago" style age of a timestamp, as Docker prints CREATED.
-pub fn human_age(when: chrono::DateTime<chrono::Utc>) -> String {
-    let secs = (chrono::Utc::now() - when).num_seconds().max(0);
-    let (n, unit) = match secs {
-        0..=1 => return "Less than a second ago".to_string(),
-        2..=59 => (secs, "second"),
-        60..=3599 => (secs / 60, "minute"),
-        3600..=86_399 => (secs / 3600, "hour"),
-        86_400..=1_209_599 => (secs / 86_400, "day"),
-        1_209_600..=5_183_999 => (secs / 604_800, "week"),
-        5_184_000..=31_535_999 => (secs / 2_592_000, "month"),
-        _ => (secs / 31_536_000, "year"),
-    };
-    if n == 1 {
-        let article = if unit == "hour" { "An" } else { "A" };
-        format!("{article} {unit} ago")
-    } else {
-        format!("{n} {unit}s ago")
-    }
-}
+pub use crate::engine::inspect::human_age;
 
 /// How a listing prints as JSON: one object a line (`ps`, as Docker's
 /// `--format json`) or one array (berth's `--json` for the others).

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use gtmpl::{Context as TemplateContext, Template};
 use gtmpl_value::{FuncError, Number, Value};
 
-use super::output::Table;
+use super::table::Table;
 
 /// What `--format` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

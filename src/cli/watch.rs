@@ -24,12 +24,8 @@
 //! ends watch with status 0 and leaves the project running, as Compose
 //! does.
 
-use anyhow::bail;
-
-use super::compose::{self, UpArgs};
 use super::project::ProjectArgs;
 use super::Context;
-use crate::project;
 
 /// `berth watch`.
 #[derive(Debug, clap::Args)]
@@ -44,25 +40,6 @@ pub struct WatchArgs {
     pub prune: bool,
     /// Services to watch (default: every service with `develop.watch` rules)
     pub services: Vec<String>,
-}
-
-/// `berth watch`: `up -d` unless `--no-up`, then watch.
-pub fn watch(ctx: &Context, args: WatchArgs) -> anyhow::Result<()> {
-    let (_, project) = args.project.resolve(&project::ImageDigests::new())?;
-    if let Some(s) = args
-        .services
-        .iter()
-        .find(|s| !project.services.contains_key(*s))
-    {
-        bail!("no such service: {s}");
-    }
-    if !args.no_up {
-        compose::up(
-            ctx,
-            UpArgs::detached(args.project.clone(), args.services.clone()),
-        )?;
-    }
-    run(ctx, &args.project, &args.services, args.prune)
 }
 
 /// Watches the project until Ctrl-C (the project is already up).

@@ -22,6 +22,13 @@ pub enum EngineError {
         code: i32,
         message: String,
     },
+    /// An exec'd process could not be started.
+    #[error("exec in container {container}: {message}")]
+    Exec {
+        container: String,
+        code: i32,
+        message: String,
+    },
     #[error(
         "the supervisor of container {name} exited before starting it; see its supervisor.log"
     )]
@@ -46,6 +53,8 @@ pub enum EngineError {
     Log(#[from] LogError),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Supervisor(#[from] crate::runtime::supervisor::SupervisorError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -58,7 +67,7 @@ impl EngineError {
     /// The exit code Docker's CLI gives this failure.
     pub fn code(&self) -> i32 {
         match self {
-            Self::Start { code, .. } => *code,
+            Self::Start { code, .. } | Self::Exec { code, .. } => *code,
             Self::Conflict(_) => 1,
             _ => 125,
         }

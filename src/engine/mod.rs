@@ -25,7 +25,9 @@
 
 mod create;
 mod error;
+pub mod exec;
 pub mod image;
+pub mod inspect;
 mod lifecycle;
 pub mod request;
 

@@ -8,9 +8,10 @@
 //! `healthy` (the supervisor's health check reports healthy; unhealthy or
 //! exited fails), `completed_successfully` (every container exited 0).
 //!
-//! The backend does the host work; the CLI implements it over the
-//! container verbs (`run -d`, `stop`, `rm -f`, …) as separate processes, so
-//! nothing here forks into containers from a multi-threaded process.
+//! The backend does the host work: [`super::host::EngineBackend`] over
+//! the in-process engine (which forks nothing into a container from these
+//! threads: supervisors are started by exec), and a recording fake in the
+//! unit tests (`executor_tests.rs`).
 //! Every step is idempotent against the recorded state: a run killed
 //! half-way leaves containers that the next plan (read afresh) finishes.
 

@@ -84,13 +84,22 @@ impl Backend for Fake {
         std::thread::sleep(self.delay);
         self.active.fetch_sub(1, Ordering::SeqCst);
         self.record(format!("create {}", instance.name));
-        let b = self.behaviour.get(&service.name).cloned().unwrap_or_default();
+        let b = self
+            .behaviour
+            .get(&service.name)
+            .cloned()
+            .unwrap_or_default();
         if let Some(message) = b.fail {
             return Err(message);
         }
         let o = Observed {
             running: b.exits.is_none(),
-            status: if b.exits.is_some() { "exited" } else { "running" }.into(),
+            status: if b.exits.is_some() {
+                "exited"
+            } else {
+                "running"
+            }
+            .into(),
             exit_code: b.exits.unwrap_or(0),
             health: (b.healthy_after.is_some() || b.unhealthy).then(|| "starting".into()),
             up_for: Duration::from_secs(1),
@@ -206,7 +215,11 @@ image = "busybox"
     let t = std::time::Instant::now();
     run(&p, &plan_for(&p, &ActualState::default()), &fake).unwrap();
     assert_eq!(fake.most_active.load(Ordering::SeqCst), 3);
-    assert!(t.elapsed() < Duration::from_millis(550), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(550),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 const HEALTHY: &str = r#"
@@ -232,7 +245,10 @@ fn a_healthy_condition_waits_for_the_health_check() {
     )]);
     run(&p, &plan_for(&p, &ActualState::default()), &fake).unwrap();
     assert!(fake.position("create p-db-1") < fake.position("create p-api-1"));
-    assert!(fake.observed.lock().unwrap()["db"] >= 3, "api waited for db to be healthy");
+    assert!(
+        fake.observed.lock().unwrap()["db"] >= 3,
+        "api waited for db to be healthy"
+    );
 }
 
 #[test]
@@ -246,7 +262,10 @@ fn an_unhealthy_dependency_fails_its_dependents_and_names_it() {
         },
     )]);
     let err = run(&p, &plan_for(&p, &ActualState::default()), &fake).unwrap_err();
-    assert!(err.to_string().contains("container of db is unhealthy"), "{err}");
+    assert!(
+        err.to_string().contains("container of db is unhealthy"),
+        "{err}"
+    );
     assert!(!fake.calls().contains(&"create p-api-1".to_string()));
 }
 
@@ -347,7 +366,10 @@ fn a_changed_service_is_removed_then_created_and_others_are_left() {
     run(&p, &plan_for(&p, &actual), &fake).unwrap();
     let calls = fake.calls();
     assert!(fake.position("remove id-api 10s") < fake.position("create p-api-1"));
-    assert!(!calls.iter().any(|c| c.contains("db") || c.contains("web")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.contains("db") || c.contains("web")),
+        "{calls:?}"
+    );
     assert!(!calls.iter().any(|c| c.starts_with("network")), "{calls:?}");
 }
 
