@@ -6,6 +6,7 @@ pub mod build;
 pub mod cli;
 pub mod confine;
 pub mod engine;
+pub mod format;
 #[cfg(test)]
 mod golden;
 pub mod image;
@@ -14,5 +15,6 @@ pub mod project;
 pub mod registry;
 pub mod runtime;
 pub mod state;
+pub mod terminal;
 pub mod volume;
 pub mod watch;

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 
-use super::stream::{self, Ended};
 use super::{Context, Exit};
 use crate::engine::{
     ContainerRequest, Engine, HealthRequest, ImageSource, MountRequest, StartOptions, StartOutcome,
@@ -23,6 +22,7 @@ use crate::network::Join;
 use crate::runtime::container::{supervisor_alive, ContainerStore, RestartPolicy};
 use crate::runtime::spec::Resources;
 use crate::runtime::supervisor;
+use crate::terminal::attach::{self as stream, Ended};
 
 /// Flags shared by `run` and `create`.
 #[derive(Debug, Clone, Args)]

@@ -500,7 +500,7 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         None | Some("json") => print_json(&out)?,
         Some(template) => {
             for v in &out {
-                println!("{}", super::template::render_one(template, v)?);
+                println!("{}", crate::format::template::render_one(template, v)?);
             }
         }
     }

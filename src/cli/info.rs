@@ -87,7 +87,7 @@ fn version_object() -> serde_json::Value {
 }
 
 pub fn version(ctx: &Context, args: VersionArgs) -> anyhow::Result<()> {
-    use super::template::{render_one, Format};
+    use crate::format::template::{render_one, Format};
     let v = version_object();
     match Format::parse(ctx.global.json, args.format.as_deref()) {
         Format::Json => println!("{v}"),

@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         None | Some("json") => super::output::print_json(&out)?,
         Some(template) => {
             for value in &out {
-                println!("{}", super::template::render_one(template, value)?);
+                println!("{}", crate::format::template::render_one(template, value)?);
             }
         }
     }

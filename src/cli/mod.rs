@@ -12,7 +12,6 @@ pub mod compose;
 pub mod container;
 pub mod container_image;
 pub mod exec;
-pub mod exec_stdio;
 pub mod image;
 pub mod info;
 pub mod inspect;
@@ -24,10 +23,7 @@ pub mod project;
 pub mod ps;
 pub mod registry;
 pub mod service_names;
-pub mod stream;
 pub mod system;
-mod table;
-pub mod template;
 pub mod volume;
 pub mod watch;
 
@@ -464,7 +460,10 @@ fn run(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Container(ContainerCommand::Inspect(a)) => ps::inspect(ctx, a),
         Command::Oci(c) => oci::run(ctx, c),
         Command::Supervise(a) => container::supervise(ctx, a),
-        Command::PtyDrain => exec::pty_drain(),
+        Command::PtyDrain => {
+            crate::terminal::pty::drain();
+            Ok(())
+        }
     }
 }
 

@@ -23,7 +23,7 @@ impl OutputFormat {
     }
 }
 
-pub use super::table::Table;
+pub use crate::format::table::Table;
 
 /// Prints a serialisable value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
@@ -33,27 +33,8 @@ pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Human-readable size as Docker prints it (`4.26MB`, decimal units).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{:.3}", value)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + UNITS[unit]
-    }
-}
-
 pub use crate::engine::inspect::human_age;
+pub use crate::format::human_size;
 
 /// How a listing prints as JSON: one object a line (`ps`, as Docker's
 /// `--format json`) or one array (berth's `--json` for the others).
@@ -73,7 +54,7 @@ pub fn print_listing(
     columns: &[(&str, &str)],
     default_template: &str,
 ) -> anyhow::Result<()> {
-    use super::template::{render_rows, Format};
+    use crate::format::template::{render_rows, Format};
     let text = match Format::parse(ctx.global.json, format) {
         Format::Json if shape == JsonShape::Document => {
             return print_json(objects);
@@ -107,12 +88,5 @@ mod tests {
              busybox                    latest   abc\n\
              docker.io/library/alpine   3        def\n"
         );
-    }
-
-    #[test]
-    fn sizes_print_like_docker() {
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(4_261_000), "4.261MB");
-        assert_eq!(human_size(1_500_000_000), "1.5GB");
     }
 }

@@ -196,7 +196,7 @@ pub fn inspect(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         None | Some("json") => super::output::print_json(&out)?,
         Some(f) => {
             for v in &out {
-                println!("{}", super::template::render_one(f, v)?);
+                println!("{}", crate::format::template::render_one(f, v)?);
             }
         }
     }
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn templates() {
-        use crate::cli::template::render_one as format_template;
+        use crate::format::template::render_one as format_template;
         let v = json!({"State": {"ExitCode": 3, "Status": "exited", "Health": null}, "Name": "/x"});
         assert_eq!(format_template("{{.State.ExitCode}}", &v).unwrap(), "3");
         assert_eq!(

@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -29,14 +28,33 @@ pub struct Pipes {
     stderr: OwnedFd,
 }
 
+/// Stdio for a detached process: `/dev/null` on all three.
+pub fn null_stdio() -> std::io::Result<Stdio> {
+    let null = |write: bool| -> std::io::Result<OwnedFd> {
+        Ok(OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .open("/dev/null")?,
+        ))
+    };
+    Ok(Stdio {
+        stdin: Some(null(false)?),
+        stdout: Some(null(true)?),
+        stderr: Some(null(true)?),
+        console_socket: None,
+    })
+}
+
 /// How long output is still awaited after the process has exited.
 const AFTER_EXIT: Duration = Duration::from_millis(100);
 
 impl Pipes {
     /// The process's [`Stdio`] (pipes; stdin `/dev/null` without `interactive`)
     /// and our ends.
-    pub fn new(interactive: bool) -> anyhow::Result<(Stdio, Pipes)> {
-        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe");
+    pub fn new(interactive: bool) -> std::io::Result<(Stdio, Pipes)> {
+        let pipe =
+            || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from);
         let (their_in, our_in) = if interactive {
             let (r, w) = pipe()?;
             (r, Some(w))
@@ -64,7 +82,7 @@ impl Pipes {
     /// exited and its output is drained; returns its exit status (128+N
     /// for a signal). Call after the fork into the container: stdin is
     /// copied on a thread.
-    pub fn run(self, pid: Pid) -> anyhow::Result<i32> {
+    pub fn run(self, pid: Pid) -> std::io::Result<i32> {
         if let Some(w) = self.stdin {
             std::thread::spawn(move || {
                 let mut w = std::fs::File::from(w);
@@ -87,7 +105,7 @@ impl Pipes {
                     Ok(WaitStatus::Exited(_, c)) => Some(c),
                     Ok(WaitStatus::Signaled(_, s, _)) => Some(128 + s as i32),
                     Ok(_) | Err(nix::Error::EINTR) => None,
-                    Err(e) => return Err(e).context("waiting for the exec'd process"),
+                    Err(e) => return Err(e.into()),
                 };
             }
             if open.iter().all(Option::is_none) {
@@ -114,7 +132,7 @@ impl Pipes {
                     .collect();
                 match poll(&mut pfds, wait) {
                     Ok(_) | Err(nix::Error::EINTR) => {}
-                    Err(e) => return Err(e).context("polling the exec'd process's output"),
+                    Err(e) => return Err(e.into()),
                 }
                 let mut ready = vec![false; 2];
                 for ((i, _), p) in fds.iter().zip(&pfds) {
